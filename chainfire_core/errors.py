@@ -1,0 +1,153 @@
+"""The error hierarchy of the core.
+
+Expected failures (a bad request, a compacted revision, an unknown lease) are
+typed errors under one root, `ChainfireError`, split like h11 by whose fault
+they are: `RequestError` for a caller's bad or unanswerable request,
+`DataError` for bytes handed in that cannot be trusted (a corrupt snapshot).
+A broken internal invariant is never one of these: it is an `assert`.
+
+Each error carries the etcd gRPC status code name and message it maps to, so
+the real runtime can answer etcd clients the way etcd does.
+"""
+
+from __future__ import annotations
+
+
+class ChainfireError(Exception):
+    """Root of every expected failure raised by Chainfire."""
+
+    grpc_code: str = "UNKNOWN"
+
+
+class RequestError(ChainfireError):
+    """The caller's request is malformed or cannot be served."""
+
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class DataError(ChainfireError):
+    """Bytes handed to the core (a snapshot, a record) are corrupt or unknown."""
+
+    grpc_code = "DATA_LOSS"
+
+
+class InvalidRequest(RequestError):
+    """A request breaks a documented rule (empty key, bad range, bad option)."""
+
+
+class EmptyKey(InvalidRequest):
+    def __init__(self) -> None:
+        super().__init__("etcdserver: key is not provided")
+
+
+class KeyNotFound(InvalidRequest):
+    """A put with ignore_value / ignore_lease names a key that does not exist."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__("etcdserver: key not found")
+        self.key = key
+
+
+class RequestTooLarge(InvalidRequest):
+    def __init__(self, size_bytes: int, limit_bytes: int) -> None:
+        super().__init__(
+            f"etcdserver: request is too large ({size_bytes} bytes > {limit_bytes} bytes)"
+        )
+
+
+class TooManyOps(InvalidRequest):
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"etcdserver: too many operations in txn request ({count} > {limit})")
+
+
+class DuplicateKey(InvalidRequest):
+    """A transaction writes the same key twice (etcd forbids it)."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__(f"etcdserver: duplicate key given in txn request: {key!r}")
+        self.key = key
+
+
+class Compacted(RequestError):
+    """The revision asked for has been compacted away."""
+
+    grpc_code = "OUT_OF_RANGE"
+
+    def __init__(self, revision: int, compact_revision: int) -> None:
+        super().__init__("etcdserver: mvcc: required revision has been compacted")
+        self.revision = revision
+        self.compact_revision = compact_revision
+
+
+class FutureRevision(RequestError):
+    """The revision asked for is newer than the store's current revision."""
+
+    grpc_code = "OUT_OF_RANGE"
+
+    def __init__(self, revision: int, current_revision: int) -> None:
+        super().__init__("etcdserver: mvcc: required revision is a future revision")
+        self.revision = revision
+        self.current_revision = current_revision
+
+
+class LeaseNotFound(RequestError):
+    grpc_code = "NOT_FOUND"
+
+    def __init__(self, lease_id: int) -> None:
+        super().__init__("etcdserver: requested lease not found")
+        self.lease_id = lease_id
+
+
+class LeaseExists(RequestError):
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self, lease_id: int) -> None:
+        super().__init__("etcdserver: lease already exists")
+        self.lease_id = lease_id
+
+
+class LeaseTTLTooLarge(RequestError):
+    grpc_code = "OUT_OF_RANGE"
+
+    def __init__(self, ttl_s: int, limit_s: int) -> None:
+        super().__init__(f"etcdserver: too large lease TTL ({ttl_s} s > {limit_s} s)")
+
+
+class WatchNotFound(RequestError):
+    grpc_code = "NOT_FOUND"
+
+    def __init__(self, watch_id: int) -> None:
+        super().__init__(f"etcdserver: watch {watch_id} not found")
+        self.watch_id = watch_id
+
+
+class TooManyWatchers(RequestError):
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"etcdserver: too many watchers (limit {limit})")
+
+
+class CorruptSnapshot(DataError):
+    """A snapshot's framing, version or checksum is wrong; nothing was restored."""
+
+
+__all__ = [
+    "ChainfireError",
+    "Compacted",
+    "CorruptSnapshot",
+    "DataError",
+    "DuplicateKey",
+    "EmptyKey",
+    "FutureRevision",
+    "InvalidRequest",
+    "KeyNotFound",
+    "LeaseExists",
+    "LeaseNotFound",
+    "LeaseTTLTooLarge",
+    "RequestError",
+    "RequestTooLarge",
+    "TooManyOps",
+    "TooManyWatchers",
+    "WatchNotFound",
+]

@@ -1,0 +1,276 @@
+"""The replicated state machine: the MVCC store, the lessor, and snapshots.
+
+Theory of operation
+-------------------
+Raft hands committed commands to `apply` in log order on every replica; the
+state machine turns each into a response. Everything `apply` does depends
+only on the command and the state before it, so every replica computes the
+same state and the same responses. Time enters in one place: `now_ms` is
+given to `apply` because a lease granted on the leader (the primary lessor)
+starts its clock then; on a follower it is unused.
+
+Reads (`range`) and the leader-local lease calls (`keepalive`,
+`time_to_live`, `leases`, `expired_leases`, `checkpoints_due`) do not go
+through the log: the node decides where and when they may run (read
+consistency, leadership).
+
+Leases meet the store in two ways: the store calls the lessor (as its
+`LeaseHooks`) to attach and detach keys on put and delete; a revoke deletes
+every attached key in one write transaction, so it costs one revision.
+
+A snapshot is the whole replicated state as bytes: the backend's content
+(key history and metadata), the lease records and id counter, and the
+applied index, framed by a magic, a format version and a SHA-256 of the
+body. `restore` checks the frame before touching anything, so a corrupt
+snapshot raises `CorruptSnapshot` and leaves the state as it was. Snapshot,
+restore, snapshot gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from chainfire_core.config import StateMachineConfig
+from chainfire_core.errors import CorruptSnapshot, LeaseNotFound
+from chainfire_core.lease.lessor import LeaseRecord, Lessor
+from chainfire_core.lease.messages import (
+    LeaseCheckpoint,
+    LeaseCheckpointRequest,
+    LeaseCheckpointResponse,
+    LeaseGrantRequest,
+    LeaseGrantResponse,
+    LeaseKeepAliveRequest,
+    LeaseKeepAliveResponse,
+    LeaseLeasesResponse,
+    LeaseRevokeRequest,
+    LeaseRevokeResponse,
+    LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
+)
+from chainfire_core.mvcc.messages import (
+    ALL_KEYS,
+    CompactionRequest,
+    CompactionResponse,
+    DeleteRangeRequest,
+    DeleteRangeResponse,
+    PutRequest,
+    PutResponse,
+    RangeRequest,
+    RangeResponse,
+    ResponseHeader,
+    TxnRequest,
+    TxnResponse,
+)
+from chainfire_core.mvcc.store import MvccStore
+from chainfire_core.storage import MemoryBackend, StorageBackend
+from chainfire_core.types import NO_LEASE, Index, LeaseId, Revision
+
+Command = (
+    PutRequest
+    | DeleteRangeRequest
+    | TxnRequest
+    | CompactionRequest
+    | LeaseGrantRequest
+    | LeaseRevokeRequest
+    | LeaseCheckpointRequest
+)
+CommandResponse = (
+    PutResponse
+    | DeleteRangeResponse
+    | TxnResponse
+    | CompactionResponse
+    | LeaseGrantResponse
+    | LeaseRevokeResponse
+    | LeaseCheckpointResponse
+)
+
+_MAGIC = b"CFSM"
+_FORMAT_VERSION = 1
+_FRAME = struct.Struct(">4sH32sQ")  # magic, version, sha256(body), body length
+_BODY_HEADER = struct.Struct(">QQQ")  # applied index, lease next id, lease count
+_LEASE = struct.Struct(">qqq")  # id, granted ttl, checkpointed remaining ttl
+_BACKEND_LEN = struct.Struct(">Q")
+
+
+class StateMachine:
+    """MVCC store + lessor, applying commands and answering reads."""
+
+    def __init__(
+        self, config: StateMachineConfig | None = None, backend: StorageBackend | None = None
+    ) -> None:
+        self.config = config or StateMachineConfig()
+        self.lessor = Lessor(self.config)
+        self.store = MvccStore(backend or MemoryBackend(), self.config, self.lessor)
+        self._applied_index = 0
+        self._reattach_leases()
+
+    @property
+    def applied_index(self) -> Index:
+        return Index(self._applied_index)
+
+    @property
+    def revision(self) -> Revision:
+        return self.store.current_revision
+
+    def _header(self) -> ResponseHeader:
+        return ResponseHeader(revision=self.store.current_revision)
+
+    # -- replicated ------------------------------------------------------------
+
+    def apply(self, command: Command, *, now_ms: int, index: int | None = None) -> CommandResponse:
+        """Apply one committed command. `index`, when given, is its log index
+        and must follow the last one applied."""
+        if index is not None:
+            assert index > self._applied_index, (index, self._applied_index)
+            self._applied_index = index
+        match command:
+            case PutRequest():
+                return self.store.put(command)
+            case DeleteRangeRequest():
+                return self.store.delete_range(command)
+            case TxnRequest():
+                return self.store.txn(command)
+            case CompactionRequest():
+                return self.store.compact(command)
+            case LeaseGrantRequest():
+                return self._grant(command, now_ms)
+            case LeaseRevokeRequest():
+                return self._revoke(command)
+            case LeaseCheckpointRequest():
+                for checkpoint in command.checkpoints:
+                    self.lessor.apply_checkpoint(checkpoint.id, checkpoint.remaining_ttl_s)
+                return LeaseCheckpointResponse(header=self._header())
+
+    def mark_applied(self, index: int) -> None:
+        """Record that a log entry with no command (a no-op or a membership
+        change) was applied at `index`."""
+        assert index > self._applied_index, (index, self._applied_index)
+        self._applied_index = index
+
+    def _grant(self, request: LeaseGrantRequest, now_ms: int) -> LeaseGrantResponse:
+        lease_id = request.id or self.lessor.allocate_id()
+        granted = self.lessor.grant(lease_id, request.ttl_s, now_ms)
+        return LeaseGrantResponse(header=self._header(), id=granted.id, ttl_s=granted.ttl_s)
+
+    def _revoke(self, request: LeaseRevokeRequest) -> LeaseRevokeResponse:
+        if not self.lessor.exists(request.id):
+            raise LeaseNotFound(request.id)
+        # Delete the keys while the lease still exists (the store detaches
+        # each one), then drop the now empty lease: one revision in all.
+        keys = self.lessor.keys(request.id)
+        revision = self.store.delete_keys(keys) if keys else self.store.current_revision
+        self.lessor.revoke(request.id)
+        return LeaseRevokeResponse(header=ResponseHeader(revision=revision))
+
+    # -- reads and leader-local lease calls ---------------------------------------
+
+    def range(self, request: RangeRequest) -> RangeResponse:
+        return self.store.range(request)
+
+    def keepalive(self, request: LeaseKeepAliveRequest, *, now_ms: int) -> LeaseKeepAliveResponse:
+        ttl_s = self.lessor.renew(request.id, now_ms)
+        return LeaseKeepAliveResponse(header=self._header(), id=request.id, ttl_s=ttl_s)
+
+    def time_to_live(
+        self, request: LeaseTimeToLiveRequest, *, now_ms: int
+    ) -> LeaseTimeToLiveResponse:
+        if not self.lessor.exists(request.id):
+            return LeaseTimeToLiveResponse(
+                header=self._header(), id=request.id, ttl_s=-1, granted_ttl_s=0
+            )
+        found = self.lessor.time_to_live(request.id, now_ms)
+        return LeaseTimeToLiveResponse(
+            header=self._header(),
+            id=request.id,
+            ttl_s=found.ttl_s,
+            granted_ttl_s=found.granted_ttl_s,
+            keys=found.keys if request.keys else (),
+        )
+
+    def leases(self) -> LeaseLeasesResponse:
+        return LeaseLeasesResponse(header=self._header(), leases=self.lessor.leases())
+
+    def expired_leases(self, now_ms: int) -> tuple[LeaseRevokeRequest, ...]:
+        """Revokes the leader should propose for leases that have expired."""
+        return tuple(LeaseRevokeRequest(id=lease) for lease in self.lessor.expired(now_ms))
+
+    def checkpoints_due(self, now_ms: int, interval_ms: int) -> LeaseCheckpointRequest | None:
+        due = self.lessor.checkpoints_due(now_ms, interval_ms)
+        if not due:
+            return None
+        return LeaseCheckpointRequest(
+            checkpoints=tuple(
+                LeaseCheckpoint(id=lease, remaining_ttl_s=remaining) for lease, remaining in due
+            )
+        )
+
+    # -- snapshots -------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        records = self.lessor.to_records()
+        parts = [_BODY_HEADER.pack(self._applied_index, self.lessor.next_id, len(records))]
+        parts += [_LEASE.pack(r.id, r.ttl_s, r.remaining_ttl_s) for r in records]
+        backend = self.store.backend.snapshot()
+        parts += [_BACKEND_LEN.pack(len(backend)), backend]
+        body = b"".join(parts)
+        digest = hashlib.sha256(body).digest()
+        return _FRAME.pack(_MAGIC, _FORMAT_VERSION, digest, len(body)) + body
+
+    def restore(self, data: bytes) -> None:
+        applied, next_id, records, backend = _decode_snapshot(data)
+        self.lessor.restore(records, next_id=next_id)
+        self.store.backend.restore(backend)
+        self.store.reload()
+        self._applied_index = applied
+        self._reattach_leases()
+
+    def _reattach_leases(self) -> None:
+        revision = self.store.current_revision
+        for kv in self.store.live_kvs(ALL_KEYS, ALL_KEYS, revision):
+            if kv.lease != NO_LEASE:
+                assert self.lessor.exists(kv.lease), ("key names an unknown lease", kv.key)
+                self.lessor.attach(kv.lease, kv.key)
+
+    def check_invariants(self, *, deep: bool = False) -> None:
+        self.store.check_invariants(deep=deep)
+        self.lessor.check_invariants()
+        if deep:
+            for kv in self.store.live_kvs(ALL_KEYS, ALL_KEYS, self.store.current_revision):
+                assert self.lessor.lease_of(kv.key) == kv.lease, kv.key
+
+
+def _decode_snapshot(data: bytes) -> tuple[int, int, tuple[LeaseRecord, ...], bytes]:
+    if len(data) < _FRAME.size:
+        raise CorruptSnapshot("state machine snapshot: shorter than its frame")
+    magic, version, digest, body_len = _FRAME.unpack_from(data)
+    if magic != _MAGIC:
+        raise CorruptSnapshot(f"state machine snapshot: bad magic {magic!r}")
+    if version != _FORMAT_VERSION:
+        raise CorruptSnapshot(f"state machine snapshot: unknown format version {version}")
+    body = data[_FRAME.size :]
+    if len(body) != body_len:
+        raise CorruptSnapshot(f"state machine snapshot: body is {len(body)} bytes, not {body_len}")
+    if hashlib.sha256(body).digest() != digest:
+        raise CorruptSnapshot("state machine snapshot: checksum mismatch")
+    try:
+        applied, next_id, count = _BODY_HEADER.unpack_from(body)
+        offset = _BODY_HEADER.size
+        records = []
+        for _ in range(count):
+            lease_id, ttl_s, remaining = _LEASE.unpack_from(body, offset)
+            records.append(
+                LeaseRecord(id=LeaseId(lease_id), ttl_s=ttl_s, remaining_ttl_s=remaining)
+            )
+            offset += _LEASE.size
+        (backend_len,) = _BACKEND_LEN.unpack_from(body, offset)
+        offset += _BACKEND_LEN.size
+    except struct.error as exc:
+        raise CorruptSnapshot(f"state machine snapshot: truncated ({exc})") from exc
+    backend = body[offset:]
+    if len(backend) != backend_len:
+        raise CorruptSnapshot("state machine snapshot: backend section has the wrong length")
+    return applied, next_id, tuple(records), backend
+
+
+__all__ = ["Command", "CommandResponse", "StateMachine"]

@@ -1,0 +1,1 @@
+"""The Porcupine-style linearizability checker (lands with the checker issue)."""

@@ -1,0 +1,1 @@
+"""The deterministic SimPy world (lands with the simulator issue)."""
