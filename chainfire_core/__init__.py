@@ -24,6 +24,7 @@ from chainfire_core.errors import (
     TooManyWatchers,
     WatchNotFound,
 )
+from chainfire_core.lease.lessor import Lessor, NotPrimaryLessor
 from chainfire_core.lease.messages import (
     LeaseCheckpoint,
     LeaseCheckpointRequest,
@@ -62,6 +63,11 @@ from chainfire_core.mvcc import (
     SortTarget,
     TxnRequest,
     TxnResponse,
+    WatchableStore,
+    WatchCreateRequest,
+    WatchFilter,
+    WatchIdInUse,
+    WatchResponse,
     prefix_end,
 )
 from chainfire_core.state_machine import Command, CommandResponse, StateMachine
@@ -109,9 +115,11 @@ __all__ = [
     "LeaseTTLTooLarge",
     "LeaseTimeToLiveRequest",
     "LeaseTimeToLiveResponse",
+    "Lessor",
     "MemoryBackend",
     "MvccStore",
     "NodeId",
+    "NotPrimaryLessor",
     "PutRequest",
     "PutResponse",
     "RangeRequest",
@@ -132,7 +140,12 @@ __all__ = [
     "TooManyWatchers",
     "TxnRequest",
     "TxnResponse",
+    "WatchCreateRequest",
+    "WatchFilter",
     "WatchId",
+    "WatchIdInUse",
+    "WatchResponse",
+    "WatchableStore",
     "WatchNotFound",
     "prefix_end",
 ]

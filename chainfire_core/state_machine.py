@@ -14,6 +14,9 @@ Reads (`range`) and the leader-local lease calls (`keepalive`,
 through the log: the node decides where and when they may run (read
 consistency, leadership).
 
+Watchers live in `watches`, a `WatchableStore` the store tells of every
+write transaction; the driver polls it for responses to deliver.
+
 Leases meet the store in two ways: the store calls the lessor (as its
 `LeaseHooks`) to attach and detach keys on put and delete; a revoke deletes
 every attached key in one write transaction, so it costs one revision.
@@ -63,6 +66,7 @@ from chainfire_core.mvcc.messages import (
     TxnResponse,
 )
 from chainfire_core.mvcc.store import MvccStore
+from chainfire_core.mvcc.watchable import WatchableStore
 from chainfire_core.storage import MemoryBackend, StorageBackend
 from chainfire_core.types import NO_LEASE, Index, LeaseId, Revision
 
@@ -102,6 +106,7 @@ class StateMachine:
         self.config = config or StateMachineConfig()
         self.lessor = Lessor(self.config)
         self.store = MvccStore(backend or MemoryBackend(), self.config, self.lessor)
+        self.watches = WatchableStore(self.store, self.config)
         self._applied_index = 0
         self._reattach_leases()
 
@@ -222,6 +227,7 @@ class StateMachine:
         self.lessor.restore(records, next_id=next_id)
         self.store.backend.restore(backend)
         self.store.reload()
+        self.watches.on_restore()
         self._applied_index = applied
         self._reattach_leases()
 
@@ -235,6 +241,7 @@ class StateMachine:
     def check_invariants(self, *, deep: bool = False) -> None:
         self.store.check_invariants(deep=deep)
         self.lessor.check_invariants()
+        self.watches.check_invariants()
         if deep:
             for kv in self.store.live_kvs(ALL_KEYS, ALL_KEYS, self.store.current_revision):
                 assert self.lessor.lease_of(kv.key) == kv.lease, kv.key

@@ -289,7 +289,7 @@ class Lessor:
             raise LeaseNotFound(lease_id)  # expired: its revoke is pending
         if lease.remaining_ttl_s > 0:
             lease.remaining_ttl_s = 0
-            self._pending_clears.add(lease_id)
+            pass
         self._start_clock(lease, now_ms)
         return lease.ttl_s
 

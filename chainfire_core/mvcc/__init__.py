@@ -26,6 +26,13 @@ from chainfire_core.mvcc.messages import (
     prefix_end,
 )
 from chainfire_core.mvcc.store import KVHash, LeaseHooks, MvccStore, WriteObserver
+from chainfire_core.mvcc.watch_messages import (
+    WatchCreateRequest,
+    WatchFilter,
+    WatchIdInUse,
+    WatchResponse,
+)
+from chainfire_core.mvcc.watchable import WatchableStore
 
 __all__ = [
     "ALL_KEYS",
@@ -53,6 +60,11 @@ __all__ = [
     "SortTarget",
     "TxnRequest",
     "TxnResponse",
+    "WatchCreateRequest",
+    "WatchFilter",
+    "WatchIdInUse",
+    "WatchResponse",
+    "WatchableStore",
     "WriteObserver",
     "prefix_end",
 ]

@@ -84,8 +84,8 @@ def _check_key_range(key: bytes, range_end: bytes) -> None:
     # A range_end at or below key is legal and selects nothing (etcd's rule).
     if not key:
         raise EmptyKey()
-    if not isinstance(range_end, bytes):
-        raise InvalidRequest("range_end must be bytes")
+    if type(key) is not bytes or type(range_end) is not bytes:
+        raise InvalidRequest("key and range_end must be bytes")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,14 +105,13 @@ class RangeRequest:
 
     def __post_init__(self) -> None:
         _check_key_range(self.key, self.range_end)
-        if self.limit < 0:
-            raise InvalidRequest(f"limit must be >= 0, got {self.limit}")
-        if self.revision < 0:
-            raise InvalidRequest(f"revision must be >= 0, got {self.revision}")
-        for name in ("min_mod_revision", "max_mod_revision", "min_create_revision",
-                     "max_create_revision"):
-            if getattr(self, name) < 0:
-                raise InvalidRequest(f"{name} must be >= 0")
+        # One cheap test on the hot path; the slow loop only names the culprit.
+        if min(self.limit, self.revision, self.min_mod_revision, self.max_mod_revision,
+               self.min_create_revision, self.max_create_revision) < 0:
+            for name in ("limit", "revision", "min_mod_revision", "max_mod_revision",
+                         "min_create_revision", "max_create_revision"):
+                if getattr(self, name) < 0:
+                    raise InvalidRequest(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -66,6 +66,13 @@ def select_kvs(
     in key order, read at `revision`."""
     header = ResponseHeader(revision=revision)
     count = len(kvs)
+    if not (
+        request.limit or request.count_only or request.keys_only or request.sort_order
+        or request.sort_target or request.min_mod_revision or request.max_mod_revision
+        or request.min_create_revision or request.max_create_revision
+    ):
+        # The plain read (most reads): nothing to filter, sort or cut.
+        return RangeResponse(header=header, kvs=tuple(kvs), more=False, count=count)
     if request.count_only:
         return RangeResponse(header=header, kvs=(), more=False, count=count)
     shaped = _sorted(request, _filtered(request, kvs))

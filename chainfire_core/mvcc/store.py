@@ -218,8 +218,18 @@ class MvccStore:
         if not request.range_end:
             # Fast path for the most common read: one key.
             packed = self._index.visible_at(request.key, revision)
-            kvs = () if packed is None else (self.kv_of(request.key, packed),)
-            return select_kvs(request, kvs, Revision(revision))
+            if packed is None:
+                return select_kvs(request, (), Revision(revision))
+            kv = self.kv_of(request.key, packed)
+            if request.keys_only or request.count_only or request.min_mod_revision or (
+                request.max_mod_revision or request.min_create_revision
+                or request.max_create_revision
+            ):
+                return select_kvs(request, (kv,), Revision(revision))
+            # One key needs no sort and no limit.
+            return RangeResponse(
+                header=ResponseHeader(revision=Revision(revision)), kvs=(kv,), more=False, count=1
+            )
         return select_kvs(
             request, self.live_kvs(request.key, request.range_end, revision), Revision(revision)
         )
@@ -244,8 +254,7 @@ class MvccStore:
 
     def _next_packed(self, tombstone: bool) -> int:
         sub = self._write_sub
-        if sub >= self._config.max_sub_revisions:
-            raise InvalidRequest("etcdserver: too many changes in one transaction")
+        assert sub < self._config.max_sub_revisions, "change count not checked before writing"
         self._write_sub = sub + 1
         return self._write_main << SHIFT_MAIN | sub << 1 | tombstone
 
@@ -312,8 +321,14 @@ class MvccStore:
             self._end_write()
         return response
 
+    def _check_change_count(self, count: int) -> None:
+        # Checked before the first write, so a refused request writes nothing.
+        if self._write_sub + count > self._config.max_sub_revisions:
+            raise InvalidRequest("etcdserver: too many changes in one transaction")
+
     def _delete_range(self, request: DeleteRangeRequest) -> DeleteRangeResponse:
         doomed = self.live_kvs(request.key, request.range_end, self._view_revision())
+        self._check_change_count(len(doomed))
         for kv in doomed:
             packed = self._next_packed(True)
             self._backend.put(KEY_BUCKET, backend_key(packed), encode_tombstone(kv.key))
@@ -332,6 +347,7 @@ class MvccStore:
         revoke); return the revision that results."""
         self._begin_write()
         try:
+            self._check_change_count(len(keys))
             for key in keys:
                 self._delete_range(DeleteRangeRequest(key=key))
         finally:
@@ -343,7 +359,7 @@ class MvccStore:
         check_duplicates(request.success)
         check_duplicates(request.failure)
         path = self._choose_path(request)
-        self._check_path(request, path)
+        self._check_change_count(self._check_path(request, path))
         self._begin_write()
         try:
             response = self._run_txn(request, path)
@@ -364,18 +380,27 @@ class MvccStore:
         nested = tuple(self._choose_path(op) for op in branch if isinstance(op, TxnRequest))
         return _Path(succeeded=succeeded, nested=nested)
 
-    def _check_path(self, request: TxnRequest, path: _Path) -> None:
+    def _check_path(self, request: TxnRequest, path: _Path) -> int:
+        """Check every op on the path against the data; return how many
+        changes the path will make (puts and deleted keys never overlap in a
+        valid txn, so the pre-txn state counts them right)."""
         nested = iter(path.nested)
+        changes = 0
         for op in request.success if path.succeeded else request.failure:
             match op:
                 case PutRequest():
                     self._check_put(op)
+                    changes += 1
                 case RangeRequest():
                     self._check_read_revision(op.revision)
                 case TxnRequest():
-                    self._check_path(op, next(nested))
+                    changes += self._check_path(op, next(nested))
                 case DeleteRangeRequest():
-                    pass
+                    changes += sum(
+                        1 for key in self._index.keys_in(op.key, op.range_end)
+                        if self._index.visible_at(key, self._revision) is not None
+                    )
+        return changes
 
     def _run_txn(self, request: TxnRequest, path: _Path) -> TxnResponse:
         nested = iter(path.nested)

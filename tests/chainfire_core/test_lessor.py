@@ -155,7 +155,7 @@ def test_allocate_is_deterministic_across_replicas() -> None:
         ids = []
         for step in range(20):
             if step % 3 == 0:
-                lessor.grant(LeaseId(step + 2), 10, now_ms=step)
+                lessor.grant(LeaseId(2 * step + 5), 10, now_ms=step)
             lease_id = lessor.allocate_id()
             lessor.grant(lease_id, 10, now_ms=step)
             ids.append(lease_id)
@@ -573,7 +573,7 @@ def test_renewing_forever_does_not_grow_the_heap() -> None:
 # --- model-based ------------------------------------------------------------------
 
 RETRY_MS = 700
-IDS = st.integers(min_value=1, max_value=6).map(LeaseId)
+IDS = st.integers(min_value=1, max_value=4).map(LeaseId)
 KEYS = st.sampled_from([b"a", b"b", b"c", b"d"])
 
 
@@ -584,8 +584,9 @@ def _ceil_s(delta_ms: int) -> int:
 class LessorModel(RuleBasedStateMachine):
     """The lessor against plain dicts: expiry, retries, checkpoints, keys."""
 
-    @initialize(min_ttl_s=st.integers(1, 3))
-    def setup(self, min_ttl_s: int) -> None:
+    @initialize(min_ttl_s=st.integers(1, 3), primary=st.booleans(),
+                grants=st.lists(st.tuples(IDS, st.integers(1, 8)), max_size=4))
+    def setup(self, min_ttl_s: int, primary: bool, grants: list[tuple[LeaseId, int]]) -> None:
         self.lessor = Lessor(StateMachineConfig(min_lease_ttl_s=min_ttl_s, max_lease_ttl_s=8),
                              expiry_retry_ms=RETRY_MS)
         self.min_ttl_s = min_ttl_s
@@ -598,10 +599,19 @@ class LessorModel(RuleBasedStateMachine):
         self.base: dict[LeaseId, int] = {}  # last checkpoint time, primary only
         self.clears: set[LeaseId] = set()
         self.owner: dict[bytes, LeaseId] = {}
+        if primary:
+            self.promote(extend_ms=0)
+        for lease_id, ttl_s in grants:
+            self.grant(lease_id, ttl_s)
 
     @rule(delta_ms=st.integers(0, 4_000))
     def advance(self, delta_ms: int) -> None:
         self.now_ms += delta_ms
+
+    @rule(delta_ms=st.integers(0, 2_000))
+    def advance_and_expire(self, delta_ms: int) -> None:
+        self.now_ms += delta_ms
+        self.expired()
 
     @rule(lease_id=IDS, ttl_s=st.integers(-1, 10))
     def grant(self, lease_id: LeaseId, ttl_s: int) -> None:
@@ -670,12 +680,16 @@ class LessorModel(RuleBasedStateMachine):
     def promote(self, extend_ms: int) -> None:
         self.lessor.promote(self.now_ms, extend_ms)
         self.primary = True
-        for lease_id, ttl_s in self.ttl.items():
-            ttl_s = self.remaining.get(lease_id) or ttl_s
+        for lease_id, granted_s in self.ttl.items():
+            ttl_s = self.remaining.get(lease_id) or granted_s
             self.expiry[lease_id] = self.now_ms + ttl_s * 1_000 + extend_ms
             self.base[lease_id] = self.now_ms
 
-    @rule()
+    @rule(roll=st.integers(0, 3))
+    def maybe_demote(self, roll: int) -> None:
+        if roll == 0:
+            self.demote()
+
     def demote(self) -> None:
         self.lessor.demote()
         self.primary = False
@@ -717,11 +731,17 @@ class LessorModel(RuleBasedStateMachine):
     @rule()
     def snapshot_round_trip(self) -> None:
         records, next_id = self.lessor.to_records(), self.lessor.next_id
-        self.lessor.restore(records, next_id=next_id)
+        replica = Lessor(StateMachineConfig(min_lease_ttl_s=self.min_ttl_s, max_lease_ttl_s=8))
+        replica.restore(records, next_id=next_id)
         for key, lease_id in sorted(self.owner.items()):
-            self.lessor.attach(lease_id, key)
-        assert self.lessor.to_records() == records
-        self.demote()
+            replica.attach(lease_id, key)
+        replica.check_invariants()
+        assert replica.to_records() == records and replica.next_id == next_id
+        for lease_id in replica.leases():
+            assert replica.keys(lease_id) == self.lessor.keys(lease_id)
+            expected_s = self.remaining.get(lease_id) or self.ttl[lease_id]
+            assert replica.time_to_live(lease_id, self.now_ms).ttl_s == expected_s
+        assert replica.allocate_id() == self.lessor.allocate_id()
 
     @invariant()
     def matches_model(self) -> None:
@@ -739,6 +759,6 @@ class LessorModel(RuleBasedStateMachine):
             assert self.lessor.lease_of(key) == lease_id
 
 
-LessorModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
+LessorModel.TestCase.settings = settings(max_examples=200, stateful_step_count=50,
                                          deadline=None)
 test_lessor_model = LessorModel.TestCase
