@@ -16,10 +16,12 @@ byte order is numeric order) and 100-byte values, at each store size N:
 * puts/s (load): N fresh keys put one by one into an empty store, in a
   seeded random order; the rate is N / time. Each run loads a new store.
 * overwrites/s: puts of random existing keys (new values) into the loaded
-  store, distinct keys in random order (so every put reads the previous
-  record, bumps the version and adds a revision).
-* point gets/s: RangeRequest(key=k) for random existing keys, distinct keys
-  in a random order drawn from a seeded random.Random.
+  store, in a seeded random order (every put reads the previous record,
+  bumps the version and adds a revision).
+* point gets/s: RangeRequest(key=k) for random existing keys, in a random
+  order drawn from a seeded random.Random.
+  Gets and overwrites do a fixed count per run at every N (distinct keys
+  while the count is <= N, whole shuffled passes over the keys beyond).
 * 1000-key ranges/s: RangeRequest(key=k_i, range_end=k_{i+1000}) for random
   i, which selects exactly 1000 consecutive live keys.
 * limit ranges/s (extra, no target): RangeRequest(key=k_i, range_end=b"\\0",
@@ -130,18 +132,20 @@ class Plan:
 
 
 def plan_for(n: int, quick: bool) -> Plan:
+    # Gets and overwrites do the same count at every N (keys repeat when the
+    # count exceeds N), so small stores still give runs long enough to time.
     if quick:
         return Plan(
-            overwrites=min(n, 30_000),
-            gets=min(n, 50_000),
+            overwrites=30_000,
+            gets=50_000,
             ranges=40,
             # A limit range walks to the end of the key space (see the
             # docstring), so its count shrinks as N grows.
             limit_ranges=max(2, min(20, 300_000 // n)),
         )
     return Plan(
-        overwrites=min(n, 100_000),
-        gets=min(n, 200_000),
+        overwrites=100_000,
+        gets=200_000,
         ranges=200,
         limit_ranges=max(3, min(50, 1_000_000 // n)),
     )
@@ -161,6 +165,15 @@ def put_chunks(indices: Sequence[int], generation: int = 0) -> Iterator[list[Put
 def get_chunks(indices: Sequence[int]) -> Iterator[list[RangeRequest]]:
     for start in range(0, len(indices), CHUNK):
         yield [RangeRequest(key=key_of(i)) for i in indices[start : start + CHUNK]]
+
+
+def random_keys(rng: random.Random, n: int, count: int) -> list[int]:
+    """`count` key indices below `n` in random order: distinct when
+    count <= n, else whole shuffled passes over all keys and a partial one."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        chosen += rng.sample(range(n), min(n, count - len(chosen)))
+    return chosen
 
 
 def new_store() -> MvccStore:
@@ -223,7 +236,7 @@ def time_size(
     check_store(store, n)
 
     def gets_run() -> tuple[int, float, float]:
-        indices = rng.sample(range(n), plan.gets)
+        indices = random_keys(rng, n, plan.gets)
         return _common.timed_calls(store.range, get_chunks(indices))
 
     figures["gets_per_s"] = _common.measure(gets_run, runs)
@@ -255,7 +268,7 @@ def time_size(
 
     def overwrites_run() -> tuple[int, float, float]:
         generation[0] += 1
-        indices = rng.sample(range(n), plan.overwrites)
+        indices = random_keys(rng, n, plan.overwrites)
         return _common.timed_calls(store.put, put_chunks(indices, generation[0]))
 
     figures["overwrites_per_s"] = _common.measure(overwrites_run, runs)

@@ -128,6 +128,29 @@ class TooManyWatchers(RequestError):
         super().__init__(f"etcdserver: too many watchers (limit {limit})")
 
 
+class ProposalDropped(RequestError):
+    """Raft did not take the proposal (no leader known, leadership transfer
+    in progress, a membership change already pending, too many uncommitted
+    bytes, or this node was removed); it was not and will not be applied."""
+
+    grpc_code = "UNAVAILABLE"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"raft: proposal dropped: {reason}")
+        self.reason = reason
+
+
+class NotLeader(RequestError):
+    """This node is not the leader; `leader_hint` names the one it knows (0: none)."""
+
+    grpc_code = "UNAVAILABLE"
+
+    def __init__(self, leader_hint: int) -> None:
+        text = "etcdserver: not leader" if leader_hint else "etcdserver: no leader"
+        super().__init__(text)
+        self.leader_hint = leader_hint
+
+
 class CorruptSnapshot(DataError):
     """A snapshot's framing, version or checksum is wrong; nothing was restored."""
 
@@ -145,6 +168,8 @@ __all__ = [
     "LeaseExists",
     "LeaseNotFound",
     "LeaseTTLTooLarge",
+    "NotLeader",
+    "ProposalDropped",
     "RequestError",
     "RequestTooLarge",
     "TooManyOps",

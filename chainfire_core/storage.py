@@ -49,6 +49,10 @@ class StorageBackend(Protocol):
     def get(self, bucket: str, key: bytes) -> bytes | None:
         """The value under `key`, or None."""
 
+    def get_many(self, bucket: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        """The values under `keys`, in order (None where missing): one call
+        for a range read instead of one per key."""
+
     def put(self, bucket: str, key: bytes, value: bytes) -> None:
         """Set `key` to `value`, creating the bucket if needed."""
 
@@ -100,6 +104,13 @@ class MemoryBackend:
             return None
         value: bytes | None = found.get(key)
         return value
+
+    def get_many(self, bucket: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        found = self._buckets.get(bucket)
+        if found is None:
+            return [None] * len(keys)
+        get = found.get
+        return [get(key) for key in keys]
 
     def put(self, bucket: str, key: bytes, value: bytes) -> None:
         assert isinstance(key, bytes) and isinstance(value, bytes)

@@ -2,59 +2,48 @@
 
 Theory of operation
 -------------------
-A lease is an id, a granted TTL in seconds and a set of attached keys. When
-it is revoked, the state machine deletes its keys in one revision. The
-lessor follows etcd's lessor, reshaped as a sans-IO object: it never reads a
-clock; every call that needs the time takes an integer `now_ms` from the
-caller, and every decision is returned as data.
+A lease is an id, a granted TTL in seconds and a set of attached keys; when it
+is revoked the state machine deletes its keys in one revision. This follows
+etcd's lessor as a sans-IO object: it never reads a clock (calls that need the
+time take an integer `now_ms`) and it returns every decision as data.
 
-Two kinds of calls. *Replicated* calls run on every replica when a Raft entry
-is applied, in log order, so every replica ends up in the same state:
-`allocate_id`, `grant`, `revoke`, `attach`, `detach`, `apply_checkpoint`,
-`restore`. *Leader-local* calls run only on the leader and change no
+*Replicated* calls run on every replica as Raft entries are applied, so every
+replica reaches the same state: `allocate_id`, `grant`, `revoke`, `attach`,
+`detach`, `apply_checkpoint`, `restore`. *Leader-local* calls change no
 replicated state: `renew` (keepalive), `expired`, `checkpoints_due`,
-`time_to_live`, `promote`, `demote`.
+`promote`, `demote`, and the queries.
 
-Primary and expiry. Only the primary lessor (the Raft leader's, after
-`promote`) keeps time. Each of its leases has `expiry_ms = now_ms +
-ttl_s * 1000` from its grant or last renewal. A non-primary keeps every expiry
-at "forever" (None): followers never expire leases. Expiry is never carried out
-here: `expired(now_ms)` lists the leases whose `expiry_ms <= now_ms`, the leader
-proposes a revoke for each through Raft, and `revoke`, once applied, removes
-them. A revoke proposal may be lost (leader change, dropped proposal), so a
-reported lease is reported again once `now_ms >= reported_at_ms +
-expiry_retry_ms`, and not before. A renewal of a lease whose expiry has passed
-is refused with `LeaseNotFound`: its revoke may already be on its way through
-Raft, and etcd answers the same once that revoke lands.
+Expiry. Only the primary lessor (the leader's, after `promote`) keeps time:
+each lease has `expiry_ms = now_ms + ttl_s * 1000` from its grant or last
+renewal. A non-primary keeps every expiry at "forever" (None). Expiry is not
+carried out here: `expired(now_ms)` lists leases with `expiry_ms <= now_ms`,
+the leader proposes their revokes through Raft, and `revoke`, once applied,
+removes them. A proposal can be lost, so a reported lease is reported again
+once `now_ms >= reported_at_ms + expiry_retry_ms`, not before. The expiry
+queue (expiry_queue.py) holds each lease at its due time (expiry, or retry
+time once reported); a pass pops at most `max_expired_leases_per_pass`,
+earliest due first, and returns them sorted by `(expiry_ms, id)`. Renewing a
+lease whose expiry has passed raises `LeaseNotFound`: its revoke may already
+be in the log, and etcd answers the same once that revoke lands.
 
-The expiry queue (see expiry_queue.py) holds each lease at its *due* time:
-its expiry, or its retry time once reported. Each `expired` call pops at most
-`config.max_expired_leases_per_pass` due leases (earliest due first) and
-returns them sorted by `(expiry_ms, id)`.
+Checkpoints. `promote(now_ms, extend_ms)` gives every lease `expiry_ms = now_ms
++ ttl * 1000 + extend_ms`, ttl being its checkpointed remaining TTL if any,
+else its granted TTL: never less than it had left. Without checkpoints a long
+lease would start over at every leader change, so the leader proposes them:
+`checkpoints_due(now_ms, interval_ms)` lists `(id, remaining_ttl_s)` for leases
+last checkpointed (or granted, renewed, promoted) at least `interval_ms` ago,
+skipping those where it would not change what `promote` uses, and
+`apply_checkpoint` records them everywhere. `renew` drops the leader's
+checkpoint at once and the next `checkpoints_due` reports `(id, 0)` to drop it
+on the followers too, so a renewed lease gets its full TTL on a new leader.
 
-Checkpoints. A new leader cannot know how long the old leader's leases had
-left, so `promote(now_ms, extend_ms)` gives every lease `expiry_ms = now_ms +
-ttl * 1000 + extend_ms`, where ttl is the lease's checkpointed remaining TTL if
-any, else its granted TTL. Without checkpoints, a lease with a long TTL would
-live anew after every leader change. So the leader proposes checkpoints:
-`checkpoints_due(now_ms, interval_ms)` lists `(id, remaining_ttl_s)` for the
-leases whose last checkpoint (or grant, renewal, promotion) is at least
-`interval_ms` old, and `apply_checkpoint` records the remaining TTL on every
-replica. A checkpoint that would not change what `promote` uses is skipped.
-`renew` drops the leader's checkpointed TTL at once, and the next
-`checkpoints_due` call reports `(id, 0)` to drop it on the followers too
-(etcd's rule: a renewed lease gets its full TTL back on a new leader).
-
-Ids. `allocate_id` hands out ids from a counter, skipping ids in use, so the
-same sequence of applied entries gives the same ids everywhere. The counter
-and the leases (id, granted TTL, checkpointed TTL) are the snapshot state:
-`to_records` / `next_id` and `restore`. Attached keys are not in the records:
-the state machine re-attaches them from the KV data after `restore`.
-
-A key is attached to at most one lease; attaching it to a second lease without
-detaching it first is a state machine bug, and an assertion.
+Ids and snapshots. `allocate_id` counts up, skipping ids in use, so the same
+applied entries give the same ids everywhere. The counter (`next_id`) and the
+leases (`to_records`: id, granted TTL, checkpointed TTL) are the snapshot
+state; after `restore`, the state machine re-attaches keys from its KV data.
+A key belongs to at most one lease: attaching it to a second one without
+detaching it first is a state machine bug, hence an assertion.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -81,7 +70,7 @@ MS_PER_S = 1_000
 class NotPrimaryLessor(RequestError):
     """Only the leader's (primary) lessor renews leases."""
 
-    grpc_code = "FAILED_PRECONDITION"
+    grpc_code = "UNAVAILABLE"  # etcd answers "not leader" with UNAVAILABLE; clients retry
 
     def __init__(self) -> None:
         super().__init__("etcdserver: not leader")
@@ -171,7 +160,6 @@ class Lessor:
         # Primary only: renewed leases whose checkpoint the followers still hold.
         self._pending_clears: set[LeaseId] = set()
 
-    # --- queries -------------------------------------------------------------
 
     @property
     def is_primary(self) -> bool:
@@ -181,10 +169,6 @@ class Lessor:
     def next_id(self) -> int:
         return self._next_id
 
-    @property
-    def expiry_retry_ms(self) -> int:
-        return self._expiry_retry_ms
-
     def exists(self, lease_id: LeaseId) -> bool:
         return lease_id in self._leases
 
@@ -192,10 +176,8 @@ class Lessor:
         lease = self._leases.get(lease_id)
         if lease is None:
             return None
-        return LeaseInfo(
-            id=lease.id, ttl_s=lease.ttl_s, remaining_ttl_s=lease.remaining_ttl_s,
-            expiry_ms=lease.expiry_ms, keys=tuple(sorted(lease.keys)),
-        )
+        return LeaseInfo(id=lease.id, ttl_s=lease.ttl_s, remaining_ttl_s=lease.remaining_ttl_s,
+                         expiry_ms=lease.expiry_ms, keys=tuple(sorted(lease.keys)))
 
     def keys(self, lease_id: LeaseId) -> tuple[bytes, ...]:
         return tuple(sorted(self._require(lease_id).keys))
@@ -213,12 +195,9 @@ class Lessor:
             remaining_s = lease.promotion_ttl_s()
         else:
             remaining_s = max(0, _ceil_div(lease.expiry_ms - now_ms, MS_PER_S))
-        return LeaseTimeToLive(
-            id=lease.id, ttl_s=remaining_s, granted_ttl_s=lease.ttl_s,
-            keys=tuple(sorted(lease.keys)),
-        )
+        return LeaseTimeToLive(id=lease.id, ttl_s=remaining_s, granted_ttl_s=lease.ttl_s,
+                               keys=tuple(sorted(lease.keys)))
 
-    # --- replicated changes --------------------------------------------------
 
     def allocate_id(self) -> LeaseId:
         """The next free id from the counter; the counter moves past it."""
@@ -277,7 +256,6 @@ class Lessor:
         if lease is not None:
             lease.remaining_ttl_s = remaining_ttl_s
 
-    # --- leader-local --------------------------------------------------------
 
     def renew(self, lease_id: LeaseId, now_ms: int) -> int:
         """Keepalive: the lease lives `ttl_s` from `now_ms`. Returns the granted TTL."""
@@ -289,7 +267,7 @@ class Lessor:
             raise LeaseNotFound(lease_id)  # expired: its revoke is pending
         if lease.remaining_ttl_s > 0:
             lease.remaining_ttl_s = 0
-            pass
+            self._pending_clears.add(lease_id)
         self._start_clock(lease, now_ms)
         return lease.ttl_s
 
@@ -379,7 +357,6 @@ class Lessor:
             raise LeaseNotFound(lease_id)
         return lease
 
-    # --- snapshots -----------------------------------------------------------
 
     def to_records(self) -> tuple[LeaseRecord, ...]:
         return tuple(
@@ -397,48 +374,35 @@ class Lessor:
                 raise CorruptSnapshot("lease snapshot: records not sorted by unique id")
         self.demote()
         self._key_leases.clear()
-        self._leases = {
-            record.id: _Lease(id=record.id, ttl_s=record.ttl_s,
-                              remaining_ttl_s=record.remaining_ttl_s)
-            for record in records
-        }
+        self._leases = {r.id: _Lease(id=r.id, ttl_s=r.ttl_s, remaining_ttl_s=r.remaining_ttl_s)
+                        for r in records}
         self._next_id = next_id
-
-    # --- invariants ----------------------------------------------------------
 
     def check_invariants(self) -> None:
         assert 0 < self._next_id <= MAX_LEASE_ID, self._next_id
         for lease_id, lease in self._leases.items():
             assert lease.id == lease_id and 0 < lease_id <= MAX_LEASE_ID
             assert lease.ttl_s > 0 and lease.remaining_ttl_s >= 0
-            for key in lease.keys:
-                assert self._key_leases.get(key) == lease_id, f"key {key!r} maps back"
+            assert all(self._key_leases.get(key) == lease_id for key in lease.keys), lease_id
+            assert self._due_ms(lease) == self._expiry_queue.deadline_ms(lease_id), lease_id
         for key, lease_id in self._key_leases.items():
             assert key in self._leases[lease_id].keys, f"key {key!r} is in its lease"
-        if self._primary:
-            self._check_primary()
-        else:
-            self._check_non_primary()
+        if not self._primary:
+            assert len(self._checkpoint_queue) == 0 and not self._pending_clears
+        assert set(self._checkpoint_queue.ids()) <= self._leases.keys()
+        assert self._pending_clears <= self._leases.keys()
+        assert len(self._expiry_queue) == (len(self._leases) if self._primary else 0)
         self._expiry_queue.check_invariants()
         self._checkpoint_queue.check_invariants()
 
-    def _check_primary(self) -> None:
-        assert self._expiry_queue.ids() == self.leases(), "expiry queue covers every lease"
-        assert set(self._checkpoint_queue.ids()) <= self._leases.keys()
-        assert self._pending_clears <= self._leases.keys()
-        for lease in self._leases.values():
-            assert lease.expiry_ms is not None
-            due_ms = lease.expiry_ms
-            if lease.reported_at_ms is not None:
-                assert lease.reported_at_ms >= lease.expiry_ms
-                due_ms = lease.reported_at_ms + self._expiry_retry_ms
-            assert self._expiry_queue.deadline_ms(lease.id) == due_ms, lease.id
-
-    def _check_non_primary(self) -> None:
-        assert len(self._expiry_queue) == 0 and len(self._checkpoint_queue) == 0
-        assert not self._pending_clears
-        for lease in self._leases.values():
-            assert lease.expiry_ms is None and lease.reported_at_ms is None
+    def _due_ms(self, lease: _Lease) -> int | None:
+        """Where the expiry queue must hold `lease`: None (not at all) on a non-primary."""
+        assert (lease.expiry_ms is not None) == self._primary, lease.id
+        if lease.expiry_ms is None or lease.reported_at_ms is None:
+            assert lease.reported_at_ms is None, lease.id
+            return lease.expiry_ms
+        assert lease.reported_at_ms >= lease.expiry_ms, lease.id
+        return lease.reported_at_ms + self._expiry_retry_ms
 
 
 __all__ = [

@@ -46,6 +46,33 @@ class KeyValue:
     lease: LeaseId = NO_LEASE
 
 
+_KV_SLOTS = KeyValue.__dict__
+_new_object = object.__new__
+_set_key = _KV_SLOTS["key"].__set__
+_set_create = _KV_SLOTS["create_revision"].__set__
+_set_mod = _KV_SLOTS["mod_revision"].__set__
+_set_version = _KV_SLOTS["version"].__set__
+_set_value = _KV_SLOTS["value"].__set__
+_set_lease = _KV_SLOTS["lease"].__set__
+
+
+def make_key_value(  # noqa: PLR0917  (positional on purpose: this is the hot path)
+    key: bytes, create_revision: int, mod_revision: int, version: int, value: bytes, lease: int
+) -> KeyValue:
+    """Build a `KeyValue` from trusted store data, about twice as fast as the
+    dataclass constructor (which goes through `object.__setattr__` per field).
+    The result is the same frozen object; reads of many keys spend most of
+    their time here, which is why this exists."""
+    kv: KeyValue = _new_object(KeyValue)
+    _set_key(kv, key)
+    _set_create(kv, create_revision)
+    _set_mod(kv, mod_revision)
+    _set_version(kv, version)
+    _set_value(kv, value)
+    _set_lease(kv, lease)
+    return kv
+
+
 class EventType(IntEnum):
     PUT = 0
     DELETE = 1

@@ -22,6 +22,7 @@ from chainfire_core.mvcc.messages import (
     SortOrder,
     SortTarget,
 )
+from chainfire_core.mvcc.revision import SHIFT_MAIN
 from chainfire_core.types import Revision
 
 _SORT_KEYS: dict[SortTarget, Callable[[KeyValue], int | bytes]] = {
@@ -59,12 +60,60 @@ def _sorted(request: RangeRequest, kvs: Sequence[KeyValue]) -> Sequence[KeyValue
     return sorted(kvs, key=_SORT_KEYS[request.sort_target], reverse=order == SortOrder.DESCEND)
 
 
+def needs_all_records(request: RangeRequest) -> bool:
+    """Whether shaping the response needs every record in the range read
+    (a sort on something other than the key, or a create-revision filter);
+    otherwise the index alone decides which keys are returned."""
+    return bool(
+        request.min_create_revision
+        or request.max_create_revision
+        or (request.sort_target != SortTarget.KEY)
+    )
+
+
+def select_in_key_order(
+    request: RangeRequest, live: Sequence[tuple[bytes, int]]
+) -> tuple[Sequence[tuple[bytes, int]], bool]:
+    """For a request that `needs_all_records` says no to: the (key, packed
+    revision) pairs to return, and `more`. Mod-revision filters use the
+    packed revision; DESCEND on the key reverses; `limit` cuts."""
+    if request.count_only:
+        return (), False
+    chosen = live
+    low, high = request.min_mod_revision, request.max_mod_revision
+    if low or high:
+        chosen = [
+            (key, packed) for key, packed in live
+            if (not low or packed >> SHIFT_MAIN >= low)
+            and (not high or packed >> SHIFT_MAIN <= high)
+        ]
+    if request.sort_order == SortOrder.DESCEND:
+        chosen = chosen[::-1]
+    if request.limit and len(chosen) > request.limit:
+        return chosen[: request.limit], True
+    return chosen, False
+
+
 def select_kvs(
-    request: RangeRequest, kvs: Sequence[KeyValue], revision: Revision
+    request: RangeRequest,
+    kvs: Sequence[KeyValue],
+    revision: Revision,
+    *,
+    count: int | None = None,
+    more: bool | None = None,
 ) -> RangeResponse:
     """The Range response for `request` given the live `kvs` in its range,
-    in key order, read at `revision`."""
+    in key order, read at `revision`. With `count` and `more` given, `kvs`
+    were already chosen by `select_in_key_order` and are returned as they are
+    (values dropped for keys_only)."""
     header = ResponseHeader(revision=revision)
+    if count is not None:
+        assert more is not None
+        if request.count_only:
+            return RangeResponse(header=header, kvs=(), more=False, count=count)
+        if request.keys_only:
+            kvs = [replace(kv, value=b"") for kv in kvs]
+        return RangeResponse(header=header, kvs=tuple(kvs), more=more, count=count)
     count = len(kvs)
     if not (
         request.limit or request.count_only or request.keys_only or request.sort_order

@@ -57,10 +57,12 @@ from chainfire_core.mvcc.messages import (
     RequestOp,
     ResponseHeader,
     ResponseOp,
+    SortOrder,
     TxnRequest,
     TxnResponse,
+    make_key_value,
 )
-from chainfire_core.mvcc.range_query import select_kvs
+from chainfire_core.mvcc.range_query import needs_all_records, select_in_key_order, select_kvs
 from chainfire_core.mvcc.revision import (
     RECORD_HEADER_SIZE,
     SHIFT_MAIN,
@@ -131,6 +133,7 @@ class MvccStore:
         self._write_main = 0
         self._write_sub = 0
         self._changes: list[tuple[bytes, int]] = []
+        self._cached_header = ResponseHeader(revision=Revision(0))
         self._rebuild()
 
     # -- state ---------------------------------------------------------------
@@ -191,14 +194,22 @@ class MvccStore:
         assert record is not None, ("index names a missing record", key, packed)
         flags, create, version, lease, key_len = record_header(record)
         assert not flags, ("a tombstone read as a value", key, packed)
-        return KeyValue(
-            key=key,
-            create_revision=Revision(create),
-            mod_revision=Revision(packed >> SHIFT_MAIN),
-            version=version,
-            value=record[RECORD_HEADER_SIZE + key_len :],
-            lease=LeaseId(lease),
-        )
+        value = record[RECORD_HEADER_SIZE + key_len :]
+        return make_key_value(key, create, packed >> SHIFT_MAIN, version, value, lease)
+
+    def _kvs_of(self, live: Sequence[tuple[bytes, int]]) -> list[KeyValue]:
+        """`kv_of` for many keys: one backend call, no per-key helper calls
+        (range reads spend their time here)."""
+        records = self._backend.get_many(KEY_BUCKET, [backend_key(p) for _, p in live])
+        unpack, header_size = record_header, RECORD_HEADER_SIZE
+        kvs = []
+        for (key, packed), record in zip(live, records, strict=True):
+            assert record is not None, ("index names a missing record", key, packed)
+            flags, create, version, lease, key_len = unpack(record)
+            assert not flags, ("a tombstone read as a value", key, packed)
+            value = record[header_size + key_len :]
+            kvs.append(make_key_value(key, create, packed >> SHIFT_MAIN, version, value, lease))
+        return kvs
 
     def kv_at(self, key: bytes, revision: int) -> KeyValue | None:
         """The key's value at `revision` (no compaction check), or None."""
@@ -206,12 +217,8 @@ class MvccStore:
         return None if packed is None else self.kv_of(key, packed)
 
     def live_kvs(self, key: bytes, range_end: bytes, revision: int) -> list[KeyValue]:
-        found = []
-        for candidate in self._index.keys_in(key, range_end):
-            packed = self._index.visible_at(candidate, revision)
-            if packed is not None:
-                found.append(self.kv_of(candidate, packed))
-        return found
+        """Every key-value live at `revision` in the range, in key order."""
+        return self._kvs_of(self._index.live_in(key, range_end, revision))
 
     def range(self, request: RangeRequest) -> RangeResponse:
         revision = self._check_read_revision(request.revision)
@@ -227,12 +234,33 @@ class MvccStore:
             ):
                 return select_kvs(request, (kv,), Revision(revision))
             # One key needs no sort and no limit.
-            return RangeResponse(
-                header=ResponseHeader(revision=Revision(revision)), kvs=(kv,), more=False, count=1
-            )
-        return select_kvs(
-            request, self.live_kvs(request.key, request.range_end, revision), Revision(revision)
+            return RangeResponse(header=self._header_at(revision), kvs=(kv,), more=False, count=1)
+        if revision == self._view_revision() and not (
+            needs_all_records(request) or request.min_mod_revision or request.max_mod_revision
+        ):
+            return self._range_now(request, revision)
+        live = self._index.live_in(request.key, request.range_end, revision)
+        if needs_all_records(request):
+            return select_kvs(request, self._kvs_of(live), Revision(revision))
+        # Key order, at most mod-revision filters: count and cut on the index
+        # alone, and read only the records that will be returned.
+        count = len(live)
+        chosen, more = select_in_key_order(request, live)
+        return select_kvs(request, self._kvs_of(chosen), Revision(revision), count=count, more=more)
+
+    def _range_now(self, request: RangeRequest, revision: int) -> RangeResponse:
+        """A range at the newest revision in key order: count from the index,
+        then read only the keys that will be returned (pagination with
+        `limit` stays cheap however large the range)."""
+        count = self._index.count_live_now(request.key, request.range_end)
+        if request.count_only:
+            return select_kvs(request, (), Revision(revision), count=count, more=False)
+        descending = request.sort_order == SortOrder.DESCEND
+        chosen = self._index.live_now_in(
+            request.key, request.range_end, request.limit, descending=descending
         )
+        more = bool(request.limit) and count > request.limit
+        return select_kvs(request, self._kvs_of(chosen), Revision(revision), count=count, more=more)
 
     # -- writes --------------------------------------------------------------
 
@@ -285,25 +313,39 @@ class MvccStore:
         latest = self._index.latest(key)
         prev: KeyValue | None = None
         create, version, lease = self._write_main, 1, request.lease
+        prev_lease: int = NO_LEASE
         value = request.value
         if latest is not None and not latest & TOMBSTONE_BIT:
-            prev = self.kv_of(key, latest)
-            create, version = prev.create_revision, prev.version + 1
+            if request.prev_kv or request.ignore_value:
+                prev = self.kv_of(key, latest)
+            record = self._backend.get(KEY_BUCKET, backend_key(latest))
+            assert record is not None, ("index names a missing record", key, latest)
+            _, create, prev_version, prev_lease, _ = record_header(record)
+            version = prev_version + 1
             if request.ignore_value:
+                assert prev is not None
                 value = prev.value
             if request.ignore_lease:
-                lease = prev.lease
+                lease = LeaseId(prev_lease)
         packed = self._next_packed(False)
         self._backend.put(
             KEY_BUCKET, backend_key(packed), encode_record(key, value, create, version, lease)
         )
         self._index.record(key, packed)
         self._changes.append((key, packed))
-        self._move_lease(key, NO_LEASE if prev is None else prev.lease, lease)
+        if prev_lease != lease:
+            self._move_lease(key, LeaseId(prev_lease), lease)
         return PutResponse(
-            header=ResponseHeader(revision=Revision(self._write_main)),
-            prev_kv=prev if request.prev_kv else None,
+            header=self._header_at(self._write_main), prev_kv=prev if request.prev_kv else None
         )
+
+    def _header_at(self, revision: int) -> ResponseHeader:
+        """A shared header for `revision`: responses at one revision reuse it
+        (it is immutable), which saves an allocation per request."""
+        cached = self._cached_header
+        if cached.revision != revision:
+            cached = self._cached_header = ResponseHeader(revision=Revision(revision))
+        return cached
 
     def _move_lease(self, key: bytes, old: LeaseId, new: LeaseId) -> None:
         if old == new or self._leases is None:
@@ -471,19 +513,11 @@ class MvccStore:
         key = record[RECORD_HEADER_SIZE : RECORD_HEADER_SIZE + key_len]
         prev = self.kv_at(key, main - 1) if with_prev else None
         if flags:
-            kv = KeyValue(
-                key=key, create_revision=Revision(0), mod_revision=Revision(main), version=0,
-                value=b"",
+            return Event(
+                type=EventType.DELETE, kv=make_key_value(key, 0, main, 0, b"", 0), prev_kv=prev
             )
-            return Event(type=EventType.DELETE, kv=kv, prev_kv=prev)
-        kv = KeyValue(
-            key=key,
-            create_revision=Revision(create),
-            mod_revision=Revision(main),
-            version=version,
-            value=record[RECORD_HEADER_SIZE + key_len :],
-            lease=LeaseId(lease),
-        )
+        value = record[RECORD_HEADER_SIZE + key_len :]
+        kv = make_key_value(key, create, main, version, value, lease)
         return Event(type=EventType.PUT, kv=kv, prev_kv=prev)
 
     def event_of(self, packed: int, *, with_prev: bool = False) -> Event:

@@ -242,7 +242,7 @@ def test_renew_on_non_primary_raises_not_primary() -> None:
     with pytest.raises(NotPrimaryLessor) as info:
         lessor.renew(L1, now_ms=0)
     assert isinstance(info.value, RequestError)
-    assert info.value.grpc_code == "FAILED_PRECONDITION"
+    assert info.value.grpc_code == "UNAVAILABLE"
     assert str(info.value) == "etcdserver: not leader"
     with pytest.raises(NotPrimaryLessor):
         lessor.renew(L2, now_ms=0)  # leadership is checked first, as in etcd
@@ -422,6 +422,14 @@ def test_checkpoints_skip_unchanged_and_expired_leases() -> None:
     lessor.apply_checkpoint(L1, 90)
     assert lessor.checkpoints_due(now_ms=10_000, interval_ms=1_000) == ()
     assert lessor.checkpoints_due(now_ms=11_000, interval_ms=1_000) == ((L1, 89),)
+    lessor.check_invariants()
+
+
+def test_checkpoints_skip_a_lease_expiring_right_now() -> None:
+    lessor = make(primary=True)
+    lessor.grant(L1, 2, now_ms=0)
+    assert lessor.checkpoints_due(now_ms=2_000, interval_ms=1_000) == ()
+    assert lessor.expired(now_ms=2_000) == (L1,)
 
 
 def test_checkpoints_are_bounded_per_call() -> None:
