@@ -151,6 +151,47 @@ class NotLeader(RequestError):
         self.leader_hint = leader_hint
 
 
+class RequestTimeout(RequestError):
+    """The request's deadline passed before it was answered. Its outcome is
+    unknown: a write may or may not have been applied."""
+
+    grpc_code = "DEADLINE_EXCEEDED"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: request timed out")
+
+
+class MemberNotFound(RequestError):
+    grpc_code = "NOT_FOUND"
+
+    def __init__(self, member_id: int) -> None:
+        super().__init__("etcdserver: member not found")
+        self.member_id = member_id
+
+
+class MemberExists(RequestError):
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"etcdserver: {what} already exists")
+
+
+class MemberNotLearner(RequestError):
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: can only promote a learner member")
+
+
+class LearnerNotReady(RequestError):
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "etcdserver: can only promote a learner member which is in sync with leader"
+        )
+
+
 class CorruptSnapshot(DataError):
     """A snapshot's framing, version or checksum is wrong; nothing was restored."""
 
@@ -165,12 +206,17 @@ __all__ = [
     "FutureRevision",
     "InvalidRequest",
     "KeyNotFound",
+    "LearnerNotReady",
+    "MemberExists",
+    "MemberNotFound",
+    "MemberNotLearner",
     "LeaseExists",
     "LeaseNotFound",
     "LeaseTTLTooLarge",
     "NotLeader",
     "ProposalDropped",
     "RequestError",
+    "RequestTimeout",
     "RequestTooLarge",
     "TooManyOps",
     "TooManyWatchers",

@@ -1,0 +1,479 @@
+"""ChainfireNode: Raft + the state machine + membership + read consistency.
+
+Theory of operation
+-------------------
+One sans-IO object per server. Clients' requests go in with `submit`
+(each with a caller-chosen request id); their answers come out in `ready()`
+as `ClientResponse`s, each with its request id, a response or a typed
+error. Time enters only through `tick()`.
+
+Writes (put, delete, txn, compact, lease grant/revoke, membership changes)
+are encoded with the origin node and request id and proposed to Raft. A
+follower forwards them to its leader (or, with `forward_requests` off,
+answers `NotLeader` naming the leader it knows). When the entry is applied
+on the origin node, the state machine's answer goes back to the client. A
+proposal the leader drops is answered `ProposalDropped` at once; one whose
+log index is taken by another entry (a leader change truncated it) is
+answered `ProposalDropped` when that entry applies; anything else
+unanswered by its deadline (`request_timeout_ticks`) gets `RequestTimeout`,
+whose outcome is unknown. Nothing is left hanging.
+
+Reads: SERIALIZABLE reads are answered from this node's applied state at
+once. LINEARIZABLE reads (the default) ask Raft for a read index (a quorum
+heartbeat round, or the leader's lease when Raft is configured for
+lease-based reads) and are answered once this node has applied up to it.
+Read-only transactions are reads.
+
+Leases: only the leader's lessor keeps time (`promote` when this node
+becomes leader, `demote` when it stops). Each tick the leader proposes
+revokes for expired leases and, every `lease_checkpoint_interval_ticks`,
+checkpoints of remaining TTLs. Keepalives and TTL queries go to the leader
+(a follower answers `NotLeader`).
+
+Snapshots: every `snapshot_every_entries` applied entries the node writes a
+snapshot of the state machine and member table into its Raft storage and
+compacts the log, keeping `snapshot_catchup_entries` for slow followers. An
+incoming snapshot replaces the state machine when it is applied.
+
+The driver's duties per `ready()` are RawNode's (persist, send, then call
+`advance`); `advance` applies the committed entries itself, so the driver
+never touches the state machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chainfire_core.codec import Codec
+from chainfire_core.errors import (
+    ChainfireError,
+    InvalidRequest,
+    NotLeader,
+    ProposalDropped,
+    RequestTimeout,
+)
+from chainfire_core.lease.messages import (
+    LeaseKeepAliveRequest,
+    LeaseLeasesRequest,
+    LeaseTimeToLiveRequest,
+)
+from chainfire_core.membership import MemberTable
+from chainfire_core.mvcc.messages import (
+    DeleteRangeRequest,
+    PutRequest,
+    RangeRequest,
+    ResponseHeader,
+    TxnRequest,
+)
+from chainfire_core.node_codec import NODE_CODEC
+from chainfire_core.node_messages import (
+    ClientRequest,
+    ClientResponse,
+    Command,
+    MemberAddRequest,
+    MemberChangeContext,
+    MemberListRequest,
+    MemberPromoteRequest,
+    MemberRemoveRequest,
+    NodeSnapshot,
+    Proposal,
+    ReadConsistency,
+    StatusRequest,
+    StatusResponse,
+)
+from chainfire_core.raft.config import RaftConfig
+from chainfire_core.raft.messages import ConfChange, ConfState, Entry, Message, Snapshot
+from chainfire_core.raft.raft import RandomSource, Role
+from chainfire_core.raft.rawnode import RawNode, Ready
+from chainfire_core.raft.storage import Storage
+from chainfire_core.state_machine import StateMachine
+from chainfire_core.types import Index, NodeId
+
+
+class SnapshotStorage(Storage, Protocol):
+    """Raft storage the node can snapshot into and compact."""
+
+    def create_snapshot(self, index: Index, conf_state: ConfState, data: bytes = b"") -> Snapshot:
+        ...
+
+    def compact(self, compact_index: Index) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    raft: RaftConfig
+    # How much time one tick stands for, for lease TTLs.
+    tick_ms: int = 100
+    request_timeout_ticks: int = 50
+    forward_requests: bool = True
+    lease_checkpoint_interval_ticks: int = 50
+    snapshot_every_entries: int = 10_000
+    snapshot_catchup_entries: int = 5_000
+    max_pending_requests: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("tick_ms", "request_timeout_ticks", "lease_checkpoint_interval_ticks",
+                     "snapshot_every_entries", "max_pending_requests"):
+            if getattr(self, name) <= 0:
+                raise InvalidRequest(f"node config: {name} must be > 0")
+        if not 0 <= self.snapshot_catchup_entries <= self.snapshot_every_entries:
+            raise InvalidRequest("node config: need 0 <= snapshot_catchup_entries <= "
+                                 "snapshot_every_entries")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeReady:
+    """RawNode's Ready (persist, then send) plus the answers for clients."""
+
+    raft: Ready | None
+    responses: tuple[ClientResponse, ...]
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        return () if self.raft is None else self.raft.messages
+
+
+@dataclass(slots=True, kw_only=True)
+class _Pending:
+    request: ClientRequest
+    deadline_tick: int
+    # The log index the leader gave the proposal, when known.
+    index: Index = Index(0)  # noqa: RUF009
+    read_index: Index | None = None
+
+
+@dataclass(slots=True)
+class _Outbox:
+    responses: list[ClientResponse] = field(default_factory=list)
+
+
+class ChainfireNode:
+    """See the module docstring."""
+
+    def __init__(self, config: NodeConfig, storage: SnapshotStorage, rng: RandomSource,
+                 state_machine: StateMachine | None = None, codec: Codec = NODE_CODEC) -> None:
+        self.config = config
+        self.id = config.raft.id
+        self.storage = storage
+        self.codec = codec
+        self.sm = state_machine or StateMachine()
+        self.members = MemberTable()
+        snapshot = storage.snapshot()
+        if snapshot.metadata.index > self.sm.applied_index:
+            self._restore_snapshot(snapshot)
+        self.raw = RawNode(config.raft, storage, rng)
+        self.members.sync(self.raw.raft.tracker.conf_state())
+        self.ticks = 0
+        self._pending: dict[int, _Pending] = {}
+        self._outbox = _Outbox()
+        self._last_snapshot_index = snapshot.metadata.index
+        self._was_leader = False
+
+    # -- time ------------------------------------------------------------------
+
+    @property
+    def now_ms(self) -> int:
+        return self.ticks * self.config.tick_ms
+
+    @property
+    def is_leader(self) -> bool:
+        return self.raw.raft.role == Role.LEADER
+
+    def tick(self) -> None:
+        self.ticks += 1
+        self.raw.tick()
+        self._expire_deadlines()
+        if self.is_leader and self.sm.lessor.is_primary:
+            self._propose_lease_housekeeping()
+        self.sm.watches.tick_progress()
+
+    def _expire_deadlines(self) -> None:
+        for request_id in sorted(self._pending):
+            if self._pending[request_id].deadline_tick <= self.ticks:
+                self._fail(request_id, RequestTimeout())
+
+    def _propose_lease_housekeeping(self) -> None:
+        commands: list[Command] = list(self.sm.expired_leases(self.now_ms))
+        if self.ticks % self.config.lease_checkpoint_interval_ticks == 0:
+            interval_ms = self.config.lease_checkpoint_interval_ticks * self.config.tick_ms
+            checkpoint = self.sm.checkpoints_due(self.now_ms, interval_ms)
+            if checkpoint is not None:
+                commands.append(checkpoint)
+        for command in commands:
+            proposal = Proposal(origin=self.id, request_id=0, command=command)
+            try:
+                self.raw.propose(self.codec.encode(proposal))
+            except ProposalDropped:
+                return  # retried on a later tick (the lessor re-reports)
+
+    # -- requests ----------------------------------------------------------------
+
+    def submit(self, request_id: int, request: ClientRequest,
+               consistency: ReadConsistency = ReadConsistency.LINEARIZABLE) -> None:
+        """Take one client request; its answer comes out of a later `ready()`."""
+        if request_id <= 0 or request_id in self._pending:
+            error = InvalidRequest(f"bad or duplicate request id {request_id}")
+            self._answer(request_id, error=error)
+            return
+        if len(self._pending) >= self.config.max_pending_requests:
+            self._answer(request_id, error=ProposalDropped("too many pending requests"))
+            return
+        try:
+            self._dispatch(request_id, request, consistency)
+        except ChainfireError as error:
+            self._pending.pop(request_id, None)
+            self._answer(request_id, error=error)
+
+    def _dispatch(self, request_id: int, request: ClientRequest,
+                  consistency: ReadConsistency) -> None:
+        match request:
+            case RangeRequest() | TxnRequest() if _is_read(request):
+                self._read(request_id, request, consistency)
+            case PutRequest() | DeleteRangeRequest() | TxnRequest():
+                self._propose(request_id, request)
+            case StatusRequest():
+                self._answer(request_id, response=self.status())
+            case MemberListRequest():
+                self._answer(request_id, response=self.members.response(self._header()))
+            case MemberAddRequest() | MemberRemoveRequest() | MemberPromoteRequest():
+                self._propose_member_change(request_id, request)
+            case LeaseKeepAliveRequest():
+                self._require_leader()
+                self._answer(request_id, response=self.sm.keepalive(request, now_ms=self.now_ms))
+            case LeaseTimeToLiveRequest():
+                self._require_leader()
+                self._answer(request_id,
+                             response=self.sm.time_to_live(request, now_ms=self.now_ms))
+            case LeaseLeasesRequest():
+                self._answer(request_id, response=self.sm.leases())
+            case _:
+                self._propose(request_id, request)
+
+    def _require_leader(self) -> None:
+        if not self.is_leader:
+            raise NotLeader(self.raw.leader)
+
+    def _track(self, request_id: int, request: ClientRequest) -> _Pending:
+        pending = _Pending(request=request,
+                           deadline_tick=self.ticks + self.config.request_timeout_ticks)
+        self._pending[request_id] = pending
+        return pending
+
+    def _propose(self, request_id: int, request: ClientRequest) -> None:
+        if not self.is_leader and not self.config.forward_requests:
+            raise NotLeader(self.raw.leader)
+        assert isinstance(request, Command), request
+        proposal = Proposal(origin=self.id, request_id=request_id, command=request)
+        data = self.codec.encode(proposal)
+        pending = self._track(request_id, request)
+        self.raw.propose(data)  # ProposalDropped propagates to submit
+        if self.is_leader:
+            pending.index = self.raw.raft.log.last_index()
+
+    def _propose_member_change(self, request_id: int, request: ClientRequest) -> None:
+        if not self.is_leader and not self.config.forward_requests:
+            raise NotLeader(self.raw.leader)
+        change, member = self.members.plan(request, self.raw.raft)
+        context = MemberChangeContext(origin=self.id, request_id=request_id, member=member)
+        pending = self._track(request_id, request)
+        self.raw.propose_conf_change(ConfChange(changes=change,
+                                                context=self.codec.encode(context)))
+        if self.is_leader:
+            pending.index = self.raw.raft.log.last_index()
+
+    def _read(self, request_id: int, request: RangeRequest | TxnRequest,
+              consistency: ReadConsistency) -> None:
+        if consistency == ReadConsistency.SERIALIZABLE:
+            self._answer(request_id, response=self._execute_read(request))
+            return
+        self._track(request_id, request)
+        self.raw.read_index(request_id.to_bytes(8, "big"))
+
+    def _execute_read(self, request: RangeRequest | TxnRequest) -> object:
+        if isinstance(request, RangeRequest):
+            return self.sm.range(request)
+        return self.sm.store.txn(request)  # read-only: no revision, no log entry
+
+    # -- answers -----------------------------------------------------------------
+
+    def _answer(self, request_id: int, *, response: object | None = None,
+                error: ChainfireError | None = None) -> None:
+        self._outbox.responses.append(
+            ClientResponse(request_id=request_id, response=response, error=error))
+
+    def _fail(self, request_id: int, error: ChainfireError) -> None:
+        if self._pending.pop(request_id, None) is not None:
+            self._answer(request_id, error=error)
+
+    def _header(self) -> ResponseHeader:
+        return ResponseHeader(revision=self.sm.revision)
+
+    def status(self) -> StatusResponse:
+        raft = self.raw.raft
+        return StatusResponse(
+            header=self._header(), member_id=self.id, leader=raft.lead, raft_term=raft.term,
+            raft_index=raft.log.last_index(), raft_applied_index=raft.log.applied,
+            revision=self.sm.revision, compact_revision=self.sm.store.compact_revision,
+            keys_total=self.sm.store.range(RangeRequest(key=b"\0", range_end=b"\0",
+                                                        count_only=True)).count,
+            is_learner=raft.is_learner,
+        )
+
+    # -- the Ready loop ------------------------------------------------------------
+
+    def step(self, message: Message) -> None:
+        self.raw.step(message)
+
+    def campaign(self) -> None:
+        self.raw.campaign()
+
+    def transfer_leader(self, transferee: NodeId) -> None:
+        self.raw.transfer_leader(transferee)
+
+    def report_unreachable(self, peer: NodeId) -> None:
+        self.raw.report_unreachable(peer)
+
+    def has_ready(self) -> bool:
+        return bool(self._outbox.responses) or self.raw.has_ready()
+
+    def ready(self) -> NodeReady:
+        raft_ready = self.raw.ready() if self.raw.has_ready() else None
+        if raft_ready is not None and raft_ready.soft_state is not None:
+            self._on_role_change(raft_ready.soft_state.role == Role.LEADER)
+        responses, self._outbox.responses = tuple(self._outbox.responses), []
+        return NodeReady(raft=raft_ready, responses=responses)
+
+    def _on_role_change(self, leader: bool) -> None:
+        if leader and not self._was_leader:
+            extend_ms = self.config.raft.election_ticks * self.config.tick_ms
+            self.sm.lessor.promote(self.now_ms, extend_ms)
+        elif not leader and self._was_leader:
+            self.sm.lessor.demote()
+        self._was_leader = leader
+
+    def advance(self, ready: NodeReady) -> None:
+        """The driver persisted and sent `ready`: apply it and move on."""
+        if ready.raft is None:
+            return
+        if ready.raft.snapshot is not None:
+            self._restore_snapshot(ready.raft.snapshot)
+            self._last_snapshot_index = ready.raft.snapshot.metadata.index
+        self._apply_entries(ready.raft.committed_entries)
+        for state in ready.raft.read_states:
+            pending = self._pending.get(int.from_bytes(state.context, "big"))
+            if pending is not None:
+                pending.read_index = state.index
+        self.raw.advance(ready.raft)
+        self._serve_reads()
+        self._maybe_snapshot()
+
+    def _apply_entries(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            if entry.index <= self.sm.applied_index:
+                continue  # applied before a restart (the state machine is durable)
+            if entry.conf_change is not None:
+                self._apply_conf_change(entry)
+            elif not entry.data:
+                self.sm.mark_applied(entry.index)  # a leader's empty entry
+            else:
+                self._apply_proposal(entry)
+
+    def _apply_proposal(self, entry: Entry) -> None:
+        proposal = self.codec.decode(entry.data)
+        assert isinstance(proposal, Proposal), proposal
+        try:
+            result: object = self.sm.apply(proposal.command, now_ms=self.now_ms,
+                                           index=entry.index)
+            error = None
+        except ChainfireError as failure:
+            self.sm.mark_applied(entry.index)
+            result, error = None, failure
+        self._settle(entry.index, proposal.origin, proposal.request_id, result, error)
+
+    def _apply_conf_change(self, entry: Entry) -> None:
+        change = entry.conf_change
+        assert change is not None
+        conf_state = self.raw.apply_conf_change(change)
+        self.sm.mark_applied(entry.index)
+        if not change.context:
+            return  # leaving a joint config
+        context = self.codec.decode(change.context)
+        assert isinstance(context, MemberChangeContext), context
+        self.members.apply(change, context.member, conf_state)
+        response = self.members.response(self._header(), context.member)
+        self._settle(entry.index, context.origin, context.request_id, response, None)
+
+    def _settle(self, index: Index, origin: NodeId, request_id: int, result: object | None,
+                error: ChainfireError | None) -> None:
+        # Proposals of ours that the leader had placed at this index, but that
+        # lost it to another entry, will never apply.
+        for other_id in sorted(self._pending):
+            if self._pending[other_id].index == index and (origin, request_id) != (
+                self.id, other_id):
+                self._fail(other_id, ProposalDropped("lost to a leader change"))
+        if origin != self.id or request_id not in self._pending:
+            return
+        del self._pending[request_id]
+        self._answer(request_id, response=result, error=error)
+
+    def _serve_reads(self) -> None:
+        applied = self.sm.applied_index
+        for request_id in sorted(self._pending):
+            pending = self._pending[request_id]
+            if pending.read_index is None or pending.read_index > applied:
+                continue
+            del self._pending[request_id]
+            assert isinstance(pending.request, RangeRequest | TxnRequest)
+            try:
+                self._answer(request_id, response=self._execute_read(pending.request))
+            except ChainfireError as error:
+                self._answer(request_id, error=error)
+
+    # -- snapshots ---------------------------------------------------------------
+
+    def _maybe_snapshot(self) -> None:
+        applied = self.sm.applied_index
+        if applied - self._last_snapshot_index < self.config.snapshot_every_entries:
+            return
+        data = self.codec.encode(NodeSnapshot(state_machine=self.sm.snapshot(),
+                                              members=self.members.all()))
+        self.storage.create_snapshot(applied, self.raw.raft.tracker.conf_state(), data)
+        compact_to = applied - self.config.snapshot_catchup_entries
+        if compact_to > self.storage.first_index():
+            self.storage.compact(Index(compact_to))
+        self._last_snapshot_index = applied
+
+    def _restore_snapshot(self, snapshot: Snapshot) -> None:
+        if not snapshot.data:
+            return  # the bootstrap snapshot: membership only
+        decoded = self.codec.decode(snapshot.data)
+        assert isinstance(decoded, NodeSnapshot), decoded
+        self.sm.restore(decoded.state_machine)
+        self.members.restore(decoded.members)
+
+    def check_invariants(self) -> None:
+        self.raw.check_invariants()
+        self.sm.check_invariants()
+        self.members.check_invariants()
+        assert self.sm.applied_index <= self.raw.raft.log.committed or (
+            self.sm.applied_index == self.raw.raft.log.applied)
+
+
+def _is_read(request: RangeRequest | TxnRequest) -> bool:
+    if isinstance(request, RangeRequest):
+        return True
+    return _txn_is_read_only(request)
+
+
+def _txn_is_read_only(txn: TxnRequest) -> bool:
+    for op in txn.success + txn.failure:
+        if isinstance(op, PutRequest | DeleteRangeRequest):
+            return False
+        if isinstance(op, TxnRequest) and not _txn_is_read_only(op):
+            return False
+    return True
+
+
+__all__ = ["ChainfireNode", "NodeConfig", "NodeReady", "SnapshotStorage"]
