@@ -10,10 +10,10 @@ unknown (the client timed out or crashed) has `unknown=True`: it may or may
 not have taken effect, at any point after its call. Its return time is
 `UNKNOWN_RETURN` (after everything), which is how Porcupine treats it.
 
-Inputs and outputs are plain JSON-like values (dicts, lists, strings,
-numbers, booleans, None) that the model interprets. They are made hashable
-with `freeze` (dict -> tuple of sorted items, list -> tuple) so models can
-use them as cache keys.
+Inputs and outputs are whatever the model understands. A file holds them as
+JSON values; `parse_jsonl` keeps them as read, and the CLI hands them to the
+model's `parse_input` / `parse_output` to get the model's own (hashable)
+form. `freeze` makes a JSON value hashable for models that take it as is.
 
 Porcupine also describes histories as events (call i, return i, in order):
 `operations_from_events` turns such a list into operations, using each
@@ -137,10 +137,10 @@ def _operation(record: dict[str, Any], line: int, default_id: int) -> Operation:
     op_id = record.get("id", default_id)
     try:
         if unknown:
-            return Operation(id=op_id, client=client, input=freeze(_require(record, "input", line)),
+            return Operation(id=op_id, client=client, input=_require(record, "input", line),
                              call=call, unknown=True)
-        return Operation(id=op_id, client=client, input=freeze(_require(record, "input", line)),
-                         call=call, output=freeze(record.get("output")),
+        return Operation(id=op_id, client=client, input=_require(record, "input", line),
+                         call=call, output=record.get("output"),
                          return_time=_number(_require(record, "return", line), "return", line))
     except HistoryError as error:
         raise HistoryError(str(error), line) from error
@@ -152,8 +152,8 @@ def _event(record: dict[str, Any], line: int) -> Event:
         raise HistoryError("id must be an integer", line)
     if record["kind"] == "call":
         return Event(is_call=True, id=event_id, client=int(record.get("client", 0)),
-                     value=freeze(_require(record, "input", line)))
-    return Event(is_call=False, id=event_id, value=freeze(record.get("output")),
+                     value=_require(record, "input", line))
+    return Event(is_call=False, id=event_id, value=record.get("output"),
                  unknown=bool(record.get("unknown", False)))
 
 
@@ -191,8 +191,7 @@ def read_jsonl(path: Path) -> list[Operation]:
 
 
 def to_jsonl(operations: Iterable[Operation]) -> Iterator[str]:
-    """The JSON Lines form of operations (inputs/outputs written as given:
-    pass JSON-like values, not frozen ones, to get objects back)."""
+    """The JSON Lines form of operations (inputs and outputs must be JSON values)."""
     for op in operations:
         record: dict[str, Any] = {"kind": "op", "id": op.id, "client": op.client,
                                   "input": op.input, "call": op.call}
