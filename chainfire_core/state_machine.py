@@ -223,20 +223,38 @@ class StateMachine:
         return _FRAME.pack(_MAGIC, _FORMAT_VERSION, digest, len(body)) + body
 
     def restore(self, data: bytes) -> None:
+        """Replace the state with a snapshot; on CorruptSnapshot nothing changes
+        (not even whether this replica's lessor keeps time)."""
         applied, next_id, records, backend = _decode_snapshot(data)
-        self.lessor.restore(records, next_id=next_id)
-        self.store.backend.restore(backend)
+        lessor = Lessor(self.config)
+        lessor.restore(records, next_id=next_id)  # validates before anything changes
+        previous_backend = self.store.backend.snapshot()
+        self.store.backend.restore(backend)  # all or nothing: raises before changing
         self.store.reload()
+        try:
+            self._attach_keys(lessor)
+        except CorruptSnapshot:
+            self.store.backend.restore(previous_backend)
+            self.store.reload()
+            raise
+        self.lessor = lessor
+        self.store.set_lease_hooks(lessor)
         self.watches.on_restore()
         self._applied_index = applied
-        self._reattach_leases()
 
     def _reattach_leases(self) -> None:
+        self._attach_keys(self.lessor)
+
+    def _attach_keys(self, lessor: Lessor) -> None:
+        """Attach every live key to its lease in `lessor`; CorruptSnapshot if
+        a key names a lease the lessor does not hold."""
         revision = self.store.current_revision
         for kv in self.store.live_kvs(ALL_KEYS, ALL_KEYS, revision):
             if kv.lease != NO_LEASE:
-                assert self.lessor.exists(kv.lease), ("key names an unknown lease", kv.key)
-                self.lessor.attach(kv.lease, kv.key)
+                if not lessor.exists(kv.lease):
+                    raise CorruptSnapshot(f"key {kv.key!r} names lease {kv.lease}, "
+                                          "which the snapshot does not hold")
+                lessor.attach(kv.lease, kv.key)
 
     def check_invariants(self, *, deep: bool = False) -> None:
         self.store.check_invariants(deep=deep)

@@ -164,6 +164,11 @@ class MvccStore:
             last_main = main_of(packed)
         self._revision = max(last_main, self._compact_revision)
 
+    def set_lease_hooks(self, leases: LeaseHooks | None) -> None:
+        """Hand lease attach/detach to another lessor (after a snapshot restore)."""
+        assert not self._write_main, "lease hooks changed inside a write transaction"
+        self._leases = leases
+
     def reload(self) -> None:
         """Re-read everything from the backend (after `backend.restore`)."""
         assert not self._write_main, "reload inside a write transaction"
@@ -221,32 +226,35 @@ class MvccStore:
         return self._kvs_of(self._index.live_in(key, range_end, revision))
 
     def range(self, request: RangeRequest) -> RangeResponse:
+        """Read at `request.revision` (0: now). As in etcd, the header carries
+        the store's current revision, whatever revision was read."""
         revision = self._check_read_revision(request.revision)
+        now = self._view_revision()
         if not request.range_end:
             # Fast path for the most common read: one key.
             packed = self._index.visible_at(request.key, revision)
             if packed is None:
-                return select_kvs(request, (), Revision(revision))
+                return select_kvs(request, (), Revision(now))
             kv = self.kv_of(request.key, packed)
             if request.keys_only or request.count_only or request.min_mod_revision or (
                 request.max_mod_revision or request.min_create_revision
                 or request.max_create_revision
             ):
-                return select_kvs(request, (kv,), Revision(revision))
+                return select_kvs(request, (kv,), Revision(now))
             # One key needs no sort and no limit.
-            return RangeResponse(header=self._header_at(revision), kvs=(kv,), more=False, count=1)
-        if revision == self._view_revision() and not (
+            return RangeResponse(header=self._header_at(now), kvs=(kv,), more=False, count=1)
+        if revision == now and not (
             needs_all_records(request) or request.min_mod_revision or request.max_mod_revision
         ):
             return self._range_now(request, revision)
         live = self._index.live_in(request.key, request.range_end, revision)
         if needs_all_records(request):
-            return select_kvs(request, self._kvs_of(live), Revision(revision))
+            return select_kvs(request, self._kvs_of(live), Revision(now))
         # Key order, at most mod-revision filters: count and cut on the index
         # alone, and read only the records that will be returned.
         count = len(live)
         chosen, more = select_in_key_order(request, live)
-        return select_kvs(request, self._kvs_of(chosen), Revision(revision), count=count, more=more)
+        return select_kvs(request, self._kvs_of(chosen), Revision(now), count=count, more=more)
 
     def _range_now(self, request: RangeRequest, revision: int) -> RangeResponse:
         """A range at the newest revision in key order: count from the index,
@@ -290,14 +298,15 @@ class MvccStore:
         size = len(request.key) + len(request.value)
         if size > self._config.max_request_bytes:
             raise RequestTooLarge(size, self._config.max_request_bytes)
-        if request.lease != NO_LEASE and (
-            self._leases is None or not self._leases.exists(request.lease)
-        ):
-            raise LeaseNotFound(request.lease)
+        # etcd's order: the key (for ignore_value / ignore_lease), then the lease.
         if request.ignore_value or request.ignore_lease:
             latest = self._index.latest(request.key)
             if latest is None or latest & TOMBSTONE_BIT:
                 raise KeyNotFound(request.key)
+        if request.lease != NO_LEASE and (
+            self._leases is None or not self._leases.exists(request.lease)
+        ):
+            raise LeaseNotFound(request.lease)
 
     def put(self, request: PutRequest) -> PutResponse:
         self._check_put(request)
@@ -377,7 +386,9 @@ class MvccStore:
             self._index.record(kv.key, packed)
             self._changes.append((kv.key, packed))
             self._move_lease(kv.key, kv.lease, NO_LEASE)
-        revision = self._write_main if doomed else self._revision
+        # Once the write txn has changed anything, its revision is the answer
+        # (etcd's rule), even for a delete that found nothing.
+        revision = self._write_main if self._changes else self._revision
         return DeleteRangeResponse(
             header=ResponseHeader(revision=Revision(revision)),
             deleted=len(doomed),

@@ -6,8 +6,8 @@ Theory of operation
 etcd checks a transaction in full before it writes anything, so that a txn
 either applies completely or not at all:
 
-1. Shape: neither branch of any (nested) txn may hold more than
-   `max_txn_ops` operations.
+1. Shape: no txn may hold more than `max_txn_ops` compares, or ops in a
+   branch; a nested txn's budget is what its parent's largest count left.
 2. Duplicate keys: within one branch, a key may be put at most once, and no
    put may fall inside a delete range of the same branch. A nested txn's two
    branches exclude each other, so the same key may be put in both; but what
@@ -40,12 +40,14 @@ from chainfire_core.mvcc.messages import (
 
 
 def check_shape(txn: TxnRequest, max_txn_ops: int) -> None:
-    for branch in (txn.success, txn.failure):
-        if len(branch) > max_txn_ops:
-            raise TooManyOps(len(branch), max_txn_ops)
-        for op in branch:
-            if isinstance(op, TxnRequest):
-                check_shape(op, max_txn_ops)
+    """etcd's limit: the largest of the compare, success and failure counts
+    may not pass `max_txn_ops`, and a nested txn gets what its parent left."""
+    count = max(len(txn.compare), len(txn.success), len(txn.failure))
+    if count > max_txn_ops:
+        raise TooManyOps(count, max_txn_ops)
+    for op in txn.success + txn.failure:
+        if isinstance(op, TxnRequest):
+            check_shape(op, max_txn_ops - count)
 
 
 def _in_range(key: bytes, start: bytes, range_end: bytes) -> bool:
