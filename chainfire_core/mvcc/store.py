@@ -75,7 +75,7 @@ from chainfire_core.mvcc.revision import (
     packed_from_backend_key,
     record_header,
 )
-from chainfire_core.mvcc.txn import check_duplicates, check_shape, compare_holds
+from chainfire_core.mvcc.txn import check_duplicates, check_shape, compare_holds, in_range
 from chainfire_core.storage import BatchDelete, BatchOp, BatchPut, StorageBackend
 from chainfire_core.types import NO_LEASE, LeaseId, Revision
 
@@ -294,15 +294,26 @@ class MvccStore:
         self._write_sub = sub + 1
         return self._write_main << SHIFT_MAIN | sub << 1 | tombstone
 
-    def _check_put(self, request: PutRequest) -> None:
+    def _check_put(self, request: PutRequest, *, in_txn: bool = False) -> None:
         size = len(request.key) + len(request.value)
         if size > self._config.max_request_bytes:
             raise RequestTooLarge(size, self._config.max_request_bytes)
-        # etcd's order: the key (for ignore_value / ignore_lease), then the lease.
+        # etcd checks a put's lease before its key (ignore_value/ignore_lease),
+        # but inside a txn the key before the lease; we answer as etcd does.
+        if in_txn:
+            self._check_put_key(request)
+            self._check_put_lease(request)
+        else:
+            self._check_put_lease(request)
+            self._check_put_key(request)
+
+    def _check_put_key(self, request: PutRequest) -> None:
         if request.ignore_value or request.ignore_lease:
             latest = self._index.latest(request.key)
             if latest is None or latest & TOMBSTONE_BIT:
                 raise KeyNotFound(request.key)
+
+    def _check_put_lease(self, request: PutRequest) -> None:
         if request.lease != NO_LEASE and (
             self._leases is None or not self._leases.exists(request.lease)
         ):
@@ -374,7 +385,8 @@ class MvccStore:
 
     def _check_change_count(self, count: int) -> None:
         # Checked before the first write, so a refused request writes nothing.
-        if self._write_sub + count > self._config.max_sub_revisions:
+        already = self._write_sub if self._write_main else 0
+        if already + count > self._config.max_sub_revisions:
             raise InvalidRequest("etcdserver: too many changes in one transaction")
 
     def _delete_range(self, request: DeleteRangeRequest) -> DeleteRangeResponse:
@@ -433,26 +445,30 @@ class MvccStore:
         nested = tuple(self._choose_path(op) for op in branch if isinstance(op, TxnRequest))
         return _Path(succeeded=succeeded, nested=nested)
 
-    def _check_path(self, request: TxnRequest, path: _Path) -> int:
-        """Check every op on the path against the data; return how many
-        changes the path will make (puts and deleted keys never overlap in a
-        valid txn, so the pre-txn state counts them right)."""
+    def _check_path(self, request: TxnRequest, path: _Path,
+                    puts: list[bytes] | None = None) -> int:
+        """Check every op on the path against the data; return an upper
+        bound on the changes the path makes: each put, and for each delete
+        the keys live before the txn plus the keys the path put earlier in
+        its range. Checking that bound before the first write means a txn is
+        refused whole or applied whole (one near the limit may be refused
+        although it would just fit)."""
+        puts = [] if puts is None else puts
         nested = iter(path.nested)
         changes = 0
         for op in request.success if path.succeeded else request.failure:
             match op:
                 case PutRequest():
-                    self._check_put(op)
+                    self._check_put(op, in_txn=True)
+                    puts.append(op.key)
                     changes += 1
                 case RangeRequest():
                     self._check_read_revision(op.revision)
                 case TxnRequest():
-                    changes += self._check_path(op, next(nested))
+                    changes += self._check_path(op, next(nested), puts)
                 case DeleteRangeRequest():
-                    changes += sum(
-                        1 for key in self._index.keys_in(op.key, op.range_end)
-                        if self._index.visible_at(key, self._revision) is not None
-                    )
+                    changes += len(self._index.live_in(op.key, op.range_end, self._revision))
+                    changes += sum(1 for key in puts if in_range(key, op.key, op.range_end))
         return changes
 
     def _run_txn(self, request: TxnRequest, path: _Path) -> TxnResponse:

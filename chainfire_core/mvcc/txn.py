@@ -50,7 +50,7 @@ def check_shape(txn: TxnRequest, max_txn_ops: int) -> None:
             check_shape(op, max_txn_ops - count)
 
 
-def _in_range(key: bytes, start: bytes, range_end: bytes) -> bool:
+def in_range(key: bytes, start: bytes, range_end: bytes) -> bool:
     if not range_end:
         return key == start
     if range_end == ALL_KEYS:
@@ -59,7 +59,7 @@ def _in_range(key: bytes, start: bytes, range_end: bytes) -> bool:
 
 
 def _clashes(key: bytes, deletes: Iterable[tuple[bytes, bytes]]) -> bool:
-    return any(_in_range(key, start, end) for start, end in deletes)
+    return any(in_range(key, start, end) for start, end in deletes)
 
 
 def check_duplicates(branch: Sequence[RequestOp]) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
@@ -124,4 +124,4 @@ def compare_holds(compare: Compare, kvs: Sequence[KeyValue]) -> bool:
     return all(_ordered(compare.result, _target_of(compare, kv), compare.value) for kv in kvs)
 
 
-__all__ = ["check_duplicates", "check_shape", "compare_holds"]
+__all__ = ["check_duplicates", "check_shape", "compare_holds", "in_range"]

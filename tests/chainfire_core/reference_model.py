@@ -108,21 +108,11 @@ from chainfire_core.types import LeaseId, Revision
 State = dict[bytes, KeyValue]
 
 # Known differences between chainfire_core and etcd (each one a reported bug).
-# Range responses carry the revision read at instead of the store's revision.
-RANGE_HEADER_IS_READ_REVISION = "range_header_is_read_revision"
-# Inside a txn that already wrote, a delete of nothing reports the pre-txn revision.
-EMPTY_DELETE_HEADER_IGNORES_TXN_WRITES = "empty_delete_header_ignores_txn_writes"
-# TooManyOps ignores the number of compares and a nested txn's reduced budget.
-TOO_MANY_OPS_COUNTS_BRANCHES_ONLY = "too_many_ops_counts_branches_only"
-# A put inside a txn checks its lease before ignore_value/ignore_lease's key.
-TXN_PUT_CHECKS_LEASE_FIRST = "txn_put_checks_lease_first"
+# A top-level put checks ignore_value/ignore_lease's key before its lease
+# (etcd checks the lease first there, and the key first inside a txn).
+PUT_CHECKS_KEY_BEFORE_LEASE = "put_checks_key_before_lease"
 
-ALL_DEVIATIONS = frozenset({
-    RANGE_HEADER_IS_READ_REVISION,
-    EMPTY_DELETE_HEADER_IGNORES_TXN_WRITES,
-    TOO_MANY_OPS_COUNTS_BRANCHES_ONLY,
-    TXN_PUT_CHECKS_LEASE_FIRST,
-})
+ALL_DEVIATIONS = frozenset({PUT_CHECKS_KEY_BEFORE_LEASE})
 
 MS_PER_S = 1000
 
@@ -223,20 +213,15 @@ def shape_range(request: RangeRequest, state: State, header_revision: int) -> Ra
 # -- txn request checks that need no state ------------------------------------
 
 
-def check_txn_shape(txn: TxnRequest, max_txn_ops: int, *, branches_only: bool) -> None:
+def check_txn_shape(txn: TxnRequest, max_txn_ops: int) -> None:
     """etcd's checkTxnRequest: ops = max(#compares, #success, #failure) must fit
     the budget; each nested txn gets the budget minus its parent's ops."""
-    if branches_only:
-        ops = max(len(txn.success), len(txn.failure))
-        nested_budget = max_txn_ops
-    else:
-        ops = max(len(txn.compare), len(txn.success), len(txn.failure))
-        nested_budget = max_txn_ops - ops
+    ops = max(len(txn.compare), len(txn.success), len(txn.failure))
     if ops > max_txn_ops:
         raise TooManyOps(ops, max_txn_ops)
     for op in (*txn.success, *txn.failure):
         if isinstance(op, TxnRequest):
-            check_txn_shape(op, nested_budget, branches_only=branches_only)
+            check_txn_shape(op, max_txn_ops - ops)
 
 
 def branch_writes(ops: Sequence[RequestOp]) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
@@ -339,15 +324,10 @@ class ReferenceModel:
         if revision and revision < self.compact_revision:
             raise Compacted(revision, self.compact_revision)
 
-    def _range_header(self, request: RangeRequest, view_revision: int) -> int:
-        if request.revision and RANGE_HEADER_IS_READ_REVISION in self.deviations:
-            return request.revision
-        return view_revision
-
     def range(self, request: RangeRequest) -> RangeResponse:
         self._check_read_revision(request.revision)
         state = self.states[request.revision or self.revision]
-        return shape_range(request, state, self._range_header(request, self.revision))
+        return shape_range(request, state, self.revision)
 
     # -- writes ------------------------------------------------------------------
 
@@ -360,7 +340,7 @@ class ReferenceModel:
             if request.lease and request.lease not in self.leases:
                 raise LeaseNotFound(request.lease)
 
-        if in_txn and TXN_PUT_CHECKS_LEASE_FIRST not in self.deviations:
+        if in_txn or PUT_CHECKS_KEY_BEFORE_LEASE in self.deviations:
             check_key()
             check_lease()
         else:
@@ -409,10 +389,7 @@ class ReferenceModel:
         doomed = [run.work.pop(k) for k in keys_in(run.work, request.key, request.range_end)]
         if doomed:
             run.changed = True
-        if EMPTY_DELETE_HEADER_IGNORES_TXN_WRITES in self.deviations:
-            revision = run.begin + 1 if doomed else run.begin
-        else:
-            revision = run.begin + 1 if doomed or changed_before else run.begin
+        revision = run.begin + 1 if doomed or changed_before else run.begin
         return DeleteRangeResponse(
             header=ResponseHeader(revision=Revision(revision)),
             deleted=len(doomed),
@@ -437,11 +414,7 @@ class ReferenceModel:
                 self._check_path(op)
 
     def txn(self, request: TxnRequest) -> TxnResponse:
-        check_txn_shape(
-            request,
-            self.max_txn_ops,
-            branches_only=TOO_MANY_OPS_COUNTS_BRANCHES_ONLY in self.deviations,
-        )
+        check_txn_shape(request, self.max_txn_ops)
         branch_writes(request.success)
         branch_writes(request.failure)
         self._check_path(request)
@@ -456,8 +429,7 @@ class ReferenceModel:
         for op in ops:
             if isinstance(op, RangeRequest):
                 state = self.states[op.revision] if op.revision else run.work
-                header = self._range_header(op, run.view_revision)
-                responses.append(shape_range(op, state, header))
+                responses.append(shape_range(op, state, run.view_revision))
             elif isinstance(op, PutRequest):
                 responses.append(self._put(op, run))
             elif isinstance(op, DeleteRangeRequest):
@@ -577,10 +549,7 @@ class ReferenceModel:
 
 __all__ = [
     "ALL_DEVIATIONS",
-    "EMPTY_DELETE_HEADER_IGNORES_TXN_WRITES",
-    "RANGE_HEADER_IS_READ_REVISION",
-    "TOO_MANY_OPS_COUNTS_BRANCHES_ONLY",
-    "TXN_PUT_CHECKS_LEASE_FIRST",
+    "PUT_CHECKS_KEY_BEFORE_LEASE",
     "ModelLease",
     "ReferenceModel",
     "branch_writes",
