@@ -153,7 +153,9 @@ def write_png(path: Path, operations: Sequence[Operation], result: CheckResult,
     axes.set_title(f"{path.stem}: {result.verdict.value} ({result.model})")
     axes.legend(handles=[Patch(color=GREEN, label="linearized / longest prefix"),
                          Patch(color=RED, label="cannot be ordered"),
-                         Patch(color=GREY, label="other")], loc="upper right")
+                         Patch(color=GREY, label="other"),
+                         Patch(color=GREY, alpha=0.35, label="unknown outcome (faded)")],
+                loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
