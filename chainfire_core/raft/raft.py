@@ -36,7 +36,11 @@ calls `apply_conf_change`). At most one may be pending: the leader refuses a
 new one until the previous has been applied, and a new leader refuses any
 until the entries of its own term have been applied (`pending_conf_index`
 starts at its empty entry), which fixes the single-server change bug. Joint
-configurations with auto-leave are left automatically once applied.
+configurations with auto-leave are left automatically once applied. A
+leader whose pending change removes or demotes it takes no proposals after
+that change and steps down once it is applied: the peers that have not yet
+learnt the change is committed may still need its vote, which it would deny
+to any candidate lacking an entry it appended after the change.
 
 Reads: ReadIndex (see read_only.py). The leader serves no read before it
 has committed an entry of its term, since until then its commit index may
@@ -54,7 +58,7 @@ from enum import IntEnum
 from typing import Protocol
 
 from chainfire_core.errors import ProposalDropped
-from chainfire_core.raft.confchange import Changer, restore
+from chainfire_core.raft.confchange import Changer, ConfChangeError, restore
 from chainfire_core.raft.config import RaftConfig, ReadOnlyOption
 from chainfire_core.raft.log import RaftLog
 from chainfire_core.raft.messages import (
@@ -75,6 +79,7 @@ from chainfire_core.raft.messages import (
     TimeoutNow,
     VoteResponse,
 )
+from chainfire_core.raft.progress import ProgressState
 from chainfire_core.raft.quorum import VoteResult
 from chainfire_core.raft.read_only import ReadOnlyQueue
 from chainfire_core.raft.storage import LogCompacted, Storage
@@ -132,6 +137,9 @@ class Raft:
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_ticks
         self.pending_conf_index = Index(0)
+        # An unapplied conf change at this index removes or demotes this
+        # leader: it takes no more proposals (see `roles._leader_propose`).
+        self.leaving_index = Index(0)
         self.uncommitted_size_bytes = 0
         self.lead_transferee = NO_NODE
         self.read_only = ReadOnlyQueue()
@@ -188,10 +196,14 @@ class Raft:
         for node_id, progress in sorted(self.tracker.progress.items()):
             fresh = self.tracker.make_progress(Index(last_index + 1),
                                                is_learner=progress.is_learner)
+            # Not heard from in this term yet (etcd): a new leader cut off at
+            # once steps down at the first check-quorum.
+            fresh.recent_active = False
             if node_id == self.id:
                 fresh.match = last_index
             self.tracker.progress[node_id] = fresh
         self.pending_conf_index = Index(0)
+        self.leaving_index = Index(0)
         self.uncommitted_size_bytes = 0
         self.read_only.clear()
         self.pending_read_index.clear()
@@ -225,6 +237,8 @@ class Raft:
         self.role = Role.LEADER
         own = self.tracker.progress[self.id]
         own.become_replicate()
+        own.recent_active = True
+        self.leaving_index = self._unapplied_self_removal()
         # The empty entry of the new term: committing it commits everything
         # before it, and until it is applied no conf change is accepted.
         self.append_entries([Entry(term=self.term, index=Index(0))])
@@ -379,17 +393,24 @@ class Raft:
             if node_id != self.id:
                 self.send_append(node_id)
 
-    def send_append(self, to: NodeId, *, send_if_empty: bool = True) -> bool:
+    def send_append(self, to: NodeId, *, send_if_empty: bool = True,
+                    empty_if_full: bool = False) -> bool:
         """Send `to` what it lacks (entries, or the snapshot); whether anything
         went. An append without entries still carries the commit index; with
-        `send_if_empty` False, none is sent."""
+        `send_if_empty` False, none is sent. With `empty_if_full`, a peer whose
+        inflight window is full still gets an empty append (as etcd does on a
+        heartbeat answer): if the appends filling the window were all lost,
+        its answer (ack or reject) is what unblocks replication."""
         progress = self.tracker.progress[to]
-        if progress.is_paused():
+        throttled = (empty_if_full and progress.state == ProgressState.REPLICATE
+                     and progress.inflights.full())
+        if progress.is_paused() and not throttled:
             return False
         prev_index = Index(progress.next - 1)
         prev_term = self.log.term_or_none(prev_index)
         try:
-            entries = self.log.entries(progress.next, self.config.max_size_per_msg_bytes)
+            entries = () if throttled else self.log.entries(
+                progress.next, self.config.max_size_per_msg_bytes)
         except LogCompacted:
             entries = None
         if prev_term is None or entries is None:
@@ -449,15 +470,18 @@ class Raft:
 
     def leader_read_index(self, requester: NodeId, context: bytes) -> None:
         """Serve or queue a ReadIndex request at the leader."""
-        if self.tracker.is_singleton() or self.config.read_only_option == (
-            ReadOnlyOption.LEASE_BASED
-        ):
+        if self.tracker.is_singleton():
             self._answer_read(requester, self.log.committed, context)
             return
         if not self.committed_entry_in_current_term():
+            # Until then our commit index may lag the previous leader's: even
+            # a lease-based read must wait.
             if len(self.pending_read_index) >= self.config.max_pending_read_index:
                 raise ProposalDropped("too many pending reads")
             self.pending_read_index.append((requester, context))
+            return
+        if self.config.read_only_option == ReadOnlyOption.LEASE_BASED:
+            self._answer_read(requester, self.log.committed, context)
             return
         if len(self.read_only) >= self.config.max_pending_read_index:
             raise ProposalDropped("too many pending reads")
@@ -546,8 +570,48 @@ class Raft:
     # -- membership ------------------------------------------------------------------
 
     def apply_conf_change(self, change: ConfChange) -> ConfState:
-        config, progress = Changer(self.tracker, self.log.last_index()).apply(change)
-        return self._switch_to_config(config, progress)
+        return self._switch_to_config(*self._next_config(self.tracker, change))
+
+    def _next_config(self, tracker: ProgressTracker,
+                     change: ConfChange) -> tuple[TrackerConfig, ProgressMap]:
+        changer = Changer(tracker, self.log.last_index())
+        # An empty change always leaves the joint config (the leader only
+        # accepts it in one), even with a non-AUTO transition.
+        if change.leaves_joint:
+            return changer.leave_joint()
+        return changer.apply(change)
+
+    def removes_self(self, changes: Sequence[ConfChange]) -> bool:
+        """Whether applying `changes` in order to the config in force leaves
+        this peer no voter (removed, or a learner): a dry run on a copy.
+        Raises ConfChangeError if they cannot be applied."""
+        scratch = ProgressTracker(self.tracker.max_inflight_msgs, self.tracker.max_inflight_bytes)
+        scratch.set_config(self.tracker.config, {
+            node_id: progress.clone() for node_id, progress in sorted(self.tracker.progress.items())
+        })
+        for change in changes:
+            scratch.set_config(*self._next_config(scratch, change))
+        own = scratch.progress.get(self.id)
+        return own is None or own.is_learner
+
+    def _unapplied_self_removal(self) -> Index:
+        """For a new leader: the index of the last unapplied conf change if
+        the unapplied ones remove or demote it (or cannot be told), else 0.
+
+        A leader that is leaving must append nothing after the change that
+        removes it: once it steps down, the peers still under the old config
+        may need its vote, which it denies to any log shorter than its own."""
+        lo = Index(max(self.log.applied + 1, self.log.first_index()))
+        entries = self.log.slice(lo, Index(self.log.last_index() + 1))
+        changes = [(entry.index, entry.conf_change) for entry in entries
+                   if entry.conf_change is not None]
+        if not changes:
+            return Index(0)
+        try:
+            leaving = self.removes_self([change for _, change in changes])
+        except ConfChangeError:
+            leaving = True
+        return changes[-1][0] if leaving else Index(0)
 
     def _switch_to_config(self, config: TrackerConfig, progress: ProgressMap) -> ConfState:
         self.tracker.set_config(config, progress)
@@ -561,11 +625,13 @@ class Raft:
         if self.role != Role.LEADER or not conf_state.voters:
             return conf_state
         if self.maybe_commit():
+            self.release_pending_read_index()
             self.bcast_append()
         else:
+            # Probe the peers that need it (new ones); no empty appends.
             for node_id in sorted(self.tracker.progress):
                 if node_id != self.id:
-                    self.send_append(node_id)
+                    self.send_append(node_id, send_if_empty=False)
         if self.lead_transferee not in self.tracker.config.voters.ids():
             self.abort_leader_transfer()
         return conf_state
@@ -579,7 +645,9 @@ class Raft:
             assert self.lead == self.id
         if self.role == Role.CANDIDATE:
             assert self.vote == self.id
-        assert self.pending_conf_index <= self.log.last_index() or self.role != Role.LEADER
+        if self.role == Role.LEADER:
+            assert self.pending_conf_index <= self.log.last_index()
+            assert self.leaving_index <= self.log.last_index()
 
 
 __all__ = ["RandomSource", "Raft", "ReadState", "Role", "SoftState"]

@@ -11,7 +11,7 @@ node itself: all of that comes out of `ready()` as data, and the driver
 
 1. Persist `ready.snapshot` (if any), then `ready.entries`, then
    `ready.hard_state` (if any) to stable storage; fsync when
-   `ready.must_sync` (a new term or vote, or new entries).
+   `ready.must_sync` (a new term or vote, new entries, or a snapshot).
 2. Only then send `ready.messages`: a vote granted, an append acknowledged
    or a term adopted must never reach a peer before it is durable, or a
    crash could make this peer vote twice or forget entries it acknowledged.
@@ -167,17 +167,19 @@ class RawNode:
         raft = self.raft
         soft, hard = raft.soft_state(), raft.hard_state()
         entries = raft.log.next_unstable_entries()
+        snapshot = raft.log.next_unstable_snapshot()
         committed = raft.log.next_committed_entries(allow_unstable=True)
         ready = Ready(
             soft_state=soft if soft != self._prev_soft else None,
             hard_state=hard if hard != self._prev_hard else None,
             entries=entries,
-            snapshot=raft.log.next_unstable_snapshot(),
+            snapshot=snapshot,
             committed_entries=committed,
             messages=tuple(raft.msgs),
             read_states=tuple(raft.read_states),
-            must_sync=bool(entries) or hard.term != self._prev_hard.term
-            or hard.vote != self._prev_hard.vote,
+            # A snapshot is acknowledged in this same Ready: it must be durable.
+            must_sync=bool(entries) or snapshot is not None
+            or hard.term != self._prev_hard.term or hard.vote != self._prev_hard.vote,
         )
         self._prev_soft, self._prev_hard = soft, hard
         raft.msgs, raft.read_states = [], []

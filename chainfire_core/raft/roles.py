@@ -13,7 +13,9 @@ exempt); a pre-vote request never changes the term; and a granted pre-vote
 response does not either (its term is the one we might campaign in). A
 message from an older term is dropped, but a stale leader's append or
 heartbeat is answered so that it learns the new term and steps down, and a
-stale pre-vote is rejected so the pre-candidate does not wait forever.
+stale (pre-)vote request is rejected with our term so the candidate catches
+up (the paper's "Reply false if term < currentTerm"; etcd answers fewer
+stale messages, which can leave peers with stale configs unable to meet).
 
 Then vote requests are answered by every role alike, and everything else
 goes to the role's step function.
@@ -25,10 +27,12 @@ from contextlib import suppress
 from typing import assert_never
 
 from chainfire_core.errors import ProposalDropped
+from chainfire_core.raft.confchange import ConfChangeError
 from chainfire_core.raft.messages import (
     NO_NODE,
     AppendEntries,
     AppendResponse,
+    ConfChange,
     Entry,
     ForwardedProposal,
     ForwardedReadIndex,
@@ -92,15 +96,21 @@ def _accept_newer_term(raft: Raft, message: Message) -> bool:
 
 
 def _answer_stale(raft: Raft, message: Message) -> None:
-    if isinstance(message, AppendEntries | Heartbeat) and (
-        raft.config.check_quorum or raft.config.pre_vote
-    ):
-        # A leader cut off by a partition keeps its old term; tell it ours.
+    if isinstance(message, AppendEntries | Heartbeat):
+        # A leader cut off by a partition keeps its old term; tell it ours
+        # (Figure 2: "Reply false if term < currentTerm"). etcd answers only
+        # with check-quorum or pre-vote, relying otherwise on our vote
+        # requests to reach the leader; they do not when our config is stale
+        # and leaves the leader out, and then neither side ever moves.
         raft.send(AppendResponse(sender=raft.id, to=message.sender, term=raft.term,
                                  index=Index(0)))
-    elif isinstance(message, RequestVote) and message.pre_vote:
+    elif isinstance(message, RequestVote):
+        # Rejected with our term (Figure 2), pre-vote or not. etcd ignores a
+        # stale real vote, counting on our own campaigns to carry our term;
+        # but when our config is stale they may never reach this candidate,
+        # and both would then campaign forever, one term apart.
         raft.send(VoteResponse(sender=raft.id, to=message.sender, term=raft.term,
-                               granted=False, pre_vote=True))
+                               granted=False, pre_vote=message.pre_vote))
 
 
 def step_leader(raft: Raft, message: Message) -> None:
@@ -145,7 +155,9 @@ def _leader_append_response(raft: Raft, message: AppendResponse) -> None:
             raft.send_append(message.sender)
         return
     was_paused = progress.is_paused()
-    if not progress.maybe_update(message.index):
+    # An ack at `match` still moves a probed follower back to replicating.
+    caught_up_probe = progress.match == message.index and progress.state == ProgressState.PROBE
+    if not progress.maybe_update(message.index) and not caught_up_probe:
         return
     if progress.state == ProgressState.PROBE:
         progress.become_replicate()
@@ -172,7 +184,9 @@ def _leader_heartbeat_response(raft: Raft, message: HeartbeatResponse) -> None:
     progress.recent_active = True
     progress.msg_app_flow_paused = False
     if progress.match < raft.log.last_index() or progress.state == ProgressState.PROBE:
-        raft.send_append(message.sender)
+        # Even with a full inflight window: the appends filling it may all
+        # have been lost.
+        raft.send_append(message.sender, empty_if_full=True)
     raft.handle_heartbeat_ack(message)
 
 
@@ -254,20 +268,40 @@ def _leader_propose(raft: Raft, entries: list[Entry]) -> None:
         raise ProposalDropped("this node was removed from the cluster")
     if raft.lead_transferee != NO_NODE:
         raise ProposalDropped("leadership transfer in progress")
+    if raft.leaving_index > raft.log.applied:
+        raise ProposalDropped("this leader is leaving the configuration")
+    pending_conf_index, leaving_index = raft.pending_conf_index, raft.leaving_index
     for position, entry in enumerate(entries):
         change = entry.conf_change
         if change is None:
             continue
-        refusal = _conf_change_refusal(raft, change.leaves_joint and not change.enters_joint)
+        # Every empty change asks to leave the joint config, whatever its
+        # transition (as in etcd); `Raft.apply_conf_change` applies it so.
+        refusal = _conf_change_refusal(raft, change.leaves_joint, pending_conf_index)
         if refusal:
             raise ProposalDropped(refusal)
-        raft.pending_conf_index = Index(raft.log.last_index() + position + 1)
-    raft.append_entries(entries)
+        pending_conf_index = Index(raft.log.last_index() + position + 1)
+        if _removes_self(raft, change):
+            if position != len(entries) - 1:
+                raise ProposalDropped("a change removing the leader must come last")
+            leaving_index = pending_conf_index
+    raft.append_entries(entries)  # may raise ProposalDropped: then nothing is pending
+    raft.pending_conf_index, raft.leaving_index = pending_conf_index, leaving_index
     raft.bcast_append()
 
 
-def _conf_change_refusal(raft: Raft, leaves_joint: bool) -> str:
-    if raft.pending_conf_index > raft.log.applied:
+def _removes_self(raft: Raft, change: ConfChange) -> bool:
+    """Whether `change` demotes or removes the leader; an invalid change
+    (say, one removing every voter) is refused here rather than failing on
+    every peer when applied."""
+    try:
+        return raft.removes_self([change])
+    except ConfChangeError as error:
+        raise ProposalDropped(f"invalid conf change: {error}") from error
+
+
+def _conf_change_refusal(raft: Raft, leaves_joint: bool, pending_conf_index: Index) -> str:
+    if pending_conf_index > raft.log.applied:
         return "a membership change is already pending (or this leader has not applied its term)"
     joint = raft.tracker.config.joint
     if joint and not leaves_joint:
