@@ -25,16 +25,20 @@ def register_op(op_id: int, call: int, ret: int, *, f: str, value: object, out: 
 
 
 def test_ok_history_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, "ok.jsonl", [register_op(0, 0, 1, f="write", value=3, out={}),
-                                        register_op(1, 2, 3, f="read", value=None, out={"value": 3})])
+    path = write(tmp_path, "ok.jsonl", [
+        register_op(0, 0, 1, f="write", value=3, out={}),
+        register_op(1, 2, 3, f="read", value=None, out={"value": 3}),
+    ])
     assert main([str(path), "--model", "register"]) == 0
     assert "Ok" in capsys.readouterr().out
 
 
 def test_illegal_history_exits_1_and_names_the_operations(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, "bad.jsonl", [register_op(0, 0, 1, f="write", value=3, out={}),
-                                         register_op(1, 2, 3, f="read", value=None, out={"value": 4})])
+    path = write(tmp_path, "bad.jsonl", [
+        register_op(0, 0, 1, f="write", value=3, out={}),
+        register_op(1, 2, 3, f="read", value=None, out={"value": 4}),
+    ])
     assert main([str(path), "--model", "register", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["verdict"] == "Illegal"
@@ -43,7 +47,8 @@ def test_illegal_history_exits_1_and_names_the_operations(
 
 def test_malformed_line_exits_3_with_its_number(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, "broken.jsonl", [register_op(0, 0, 1, f="write", value=3, out={}), "{not json"])
+    path = write(tmp_path, "broken.jsonl", [
+        register_op(0, 0, 1, f="write", value=3, out={}), "{not json"])
     assert main([str(path), "--model", "register"]) == EXIT_BAD_INPUT
     assert "line 2" in capsys.readouterr().err
 
