@@ -3,7 +3,9 @@
 N RawNodes over MemoryStorage, driven by the Ready contract on one core:
 persist entries and hard state, deliver messages, "apply" (count) committed
 entries, advance. A cycle proposes `batch` entries of 128 bytes (a put's
-size) at the leader and then pumps until every node has applied them.
+size) at the leader (`propose` for one, `propose_batch` for 64: one log
+append and one message per follower) and then pumps until every node has
+applied them.
 
 Figures: entries committed and applied on every node per second, for
 unbatched (one proposal per cycle) and batched (64 per cycle) proposals,
@@ -100,8 +102,10 @@ class Pump:
 
     def cycle(self, batch: int) -> None:
         leader = self.nodes[self.leader]
-        for _ in range(batch):
+        if batch == 1:
             leader.propose(PAYLOAD)
+        else:
+            leader.propose_batch([PAYLOAD] * batch)
         self.pump()
 
 

@@ -28,6 +28,7 @@ returns only what is new since. `has_ready()` says whether there is anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -111,6 +112,14 @@ class RawNode:
         be taken (it may still be lost later, e.g. by a leader change)."""
         propose(self.raft, [Entry(term=Term(0), index=Index(0), data=data)])
 
+    def propose_batch(self, datas: Sequence[bytes]) -> None:
+        """Propose several entries at once: one append to the log and one
+        append message per follower for all of them (etcd's MsgProp with
+        several entries), which is what makes batching pay. All or none:
+        ProposalDropped drops the whole batch."""
+        if datas:
+            propose(self.raft, [Entry(term=Term(0), index=Index(0), data=data) for data in datas])
+
     def propose_conf_change(self, change: ConfChange) -> None:
         propose(self.raft, [Entry(term=Term(0), index=Index(0), conf_change=change)])
 
@@ -153,14 +162,18 @@ class RawNode:
 
     def has_ready(self) -> bool:
         raft = self.raft
+        hard, soft = self._prev_hard, self._prev_soft
+        # Field by field rather than building the states: this runs once per
+        # node per pump round, far more often than ready().
         return bool(
-            raft.soft_state() != self._prev_soft
-            or raft.hard_state() != self._prev_hard
+            raft.msgs
+            or raft.read_states
+            or raft.term != hard.term or raft.vote != hard.vote
+            or raft.log.committed != hard.commit
+            or raft.lead != soft.lead or raft.role != soft.role
             or raft.log.has_next_unstable_entries()
             or raft.log.has_next_unstable_snapshot()
             or raft.log.has_next_committed_entries(allow_unstable=True)
-            or raft.msgs
-            or raft.read_states
         )
 
     def ready(self) -> Ready:
