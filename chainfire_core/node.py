@@ -43,7 +43,7 @@ never touches the state machine.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from chainfire_core.codec import Codec
@@ -144,11 +144,6 @@ class _Pending:
     read_index: Index | None = None
 
 
-@dataclass(slots=True)
-class _Outbox:
-    responses: list[ClientResponse] = field(default_factory=list)
-
-
 class ChainfireNode:
     """See the module docstring."""
 
@@ -167,7 +162,7 @@ class ChainfireNode:
         self.members.sync(self.raw.raft.tracker.conf_state())
         self.ticks = 0
         self._pending: dict[int, _Pending] = {}
-        self._outbox = _Outbox()
+        self._responses: list[ClientResponse] = []
         self._last_snapshot_index = snapshot.metadata.index
         self._was_leader = False
 
@@ -300,7 +295,7 @@ class ChainfireNode:
 
     def _answer(self, request_id: int, *, response: object | None = None,
                 error: ChainfireError | None = None) -> None:
-        self._outbox.responses.append(
+        self._responses.append(
             ClientResponse(request_id=request_id, response=response, error=error))
 
     def _fail(self, request_id: int, error: ChainfireError) -> None:
@@ -336,13 +331,13 @@ class ChainfireNode:
         self.raw.report_unreachable(peer)
 
     def has_ready(self) -> bool:
-        return bool(self._outbox.responses) or self.raw.has_ready()
+        return bool(self._responses) or self.raw.has_ready()
 
     def ready(self) -> NodeReady:
         raft_ready = self.raw.ready() if self.raw.has_ready() else None
         if raft_ready is not None and raft_ready.soft_state is not None:
             self._on_role_change(raft_ready.soft_state.role == Role.LEADER)
-        responses, self._outbox.responses = tuple(self._outbox.responses), []
+        responses, self._responses = tuple(self._responses), []
         return NodeReady(raft=raft_ready, responses=responses)
 
     def _on_role_change(self, leader: bool) -> None:

@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-
-from chainfire_core.types import LeaseId, Revision
 
 SUB_BITS = 20
 SHIFT_MAIN = SUB_BITS + 1
@@ -39,37 +36,8 @@ RECORD_HEADER_SIZE = _RECORD_HEADER.size
 _FLAG_TOMBSTONE = 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, order=True)
-class RevisionPair:
-    """A (main, sub) revision, for display and for callers outside the hot path."""
-
-    main: Revision
-    sub: int
-
-    def __post_init__(self) -> None:
-        assert 0 <= self.main < MAIN_LIMIT, self.main
-        assert 0 <= self.sub < SUB_LIMIT, self.sub
-
-
-def pack(main: int, sub: int, tombstone: bool = False) -> int:
-    assert 0 <= main < MAIN_LIMIT and 0 <= sub < SUB_LIMIT
-    return main << SHIFT_MAIN | sub << 1 | tombstone
-
-
 def main_of(packed: int) -> int:
     return packed >> SHIFT_MAIN
-
-
-def sub_of(packed: int) -> int:
-    return (packed >> 1) & (SUB_LIMIT - 1)
-
-
-def is_tombstone(packed: int) -> bool:
-    return bool(packed & TOMBSTONE_BIT)
-
-
-def unpack(packed: int) -> RevisionPair:
-    return RevisionPair(main=Revision(main_of(packed)), sub=sub_of(packed))
 
 
 def backend_key(packed: int) -> bytes:
@@ -97,33 +65,6 @@ def encode_tombstone(key: bytes) -> bytes:
     return _RECORD_HEADER.pack(_FLAG_TOMBSTONE, 0, 0, 0, len(key)) + key
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Record:
-    """A decoded backend record of one change."""
-
-    tombstone: bool
-    key: bytes
-    value: bytes
-    create_revision: Revision
-    version: int
-    lease: LeaseId
-
-
-def decode_record(data: bytes) -> Record:
-    flags, create, version, lease, key_len = _RECORD_HEADER.unpack_from(data)
-    assert flags in (0, _FLAG_TOMBSTONE), flags
-    key_end = RECORD_HEADER_SIZE + key_len
-    assert key_end <= len(data), "record key runs past the end"
-    return Record(
-        tombstone=flags == _FLAG_TOMBSTONE,
-        key=data[RECORD_HEADER_SIZE:key_end],
-        value=data[key_end:],
-        create_revision=Revision(create),
-        version=version,
-        lease=LeaseId(lease),
-    )
-
-
 # (flags, create revision, version, lease, key length) of a record, without
 # copying: the struct's bound `unpack_from` itself, saving a Python call per
 # record on reads.
@@ -136,18 +77,11 @@ __all__ = [
     "SHIFT_MAIN",
     "SUB_LIMIT",
     "TOMBSTONE_BIT",
-    "Record",
-    "RevisionPair",
     "backend_key",
     "backend_key_of_main",
-    "decode_record",
     "encode_record",
     "encode_tombstone",
-    "is_tombstone",
     "main_of",
-    "pack",
     "packed_from_backend_key",
     "record_header",
-    "sub_of",
-    "unpack",
 ]

@@ -64,6 +64,7 @@ from chainfire_core.mvcc.messages import (
 )
 from chainfire_core.mvcc.range_query import needs_all_records, select_in_key_order, select_kvs
 from chainfire_core.mvcc.revision import (
+    MAIN_LIMIT,
     RECORD_HEADER_SIZE,
     SHIFT_MAIN,
     TOMBSTONE_BIT,
@@ -274,6 +275,7 @@ class MvccStore:
 
     def _begin_write(self) -> None:
         assert not self._write_main, "nested write transaction"
+        assert self._revision + 1 < MAIN_LIMIT, "revision beyond the 8-byte backend key"
         self._write_main = self._revision + 1
         self._write_sub = 0
         self._changes = []
