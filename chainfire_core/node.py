@@ -84,7 +84,14 @@ from chainfire_core.node_messages import (
     StatusResponse,
 )
 from chainfire_core.raft.config import RaftConfig
-from chainfire_core.raft.messages import ConfChange, ConfState, Entry, Message, Snapshot
+from chainfire_core.raft.messages import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    Message,
+    Snapshot,
+)
 from chainfire_core.raft.raft import RandomSource, Role
 from chainfire_core.raft.rawnode import RawNode, Ready
 from chainfire_core.raft.storage import Storage
@@ -164,6 +171,8 @@ class ChainfireNode:
         self._pending: dict[int, _Pending] = {}
         self._responses: list[ClientResponse] = []
         self._last_snapshot_index = snapshot.metadata.index
+        # Set when a member was added: its first snapshot must name it.
+        self._snapshot_due = False
         self._was_leader = False
 
     # -- time ------------------------------------------------------------------
@@ -330,6 +339,10 @@ class ChainfireNode:
     def report_unreachable(self, peer: NodeId) -> None:
         self.raw.report_unreachable(peer)
 
+    def report_snapshot(self, peer: NodeId, *, ok: bool) -> None:
+        """The transport finished (or failed) sending a snapshot to `peer`."""
+        self.raw.report_snapshot(peer, ok=ok)
+
     def has_ready(self) -> bool:
         return bool(self._responses) or self.raw.has_ready()
 
@@ -383,8 +396,10 @@ class ChainfireNode:
                                            index=entry.index)
             error = None
         except ChainfireError as failure:
-            self.sm.mark_applied(entry.index)
+            # A refused command (compacted, lease not found) still took its
+            # log index: `apply` recorded it before it failed.
             result, error = None, failure
+        assert self.sm.applied_index == entry.index, (self.sm.applied_index, entry.index)
         self._settle(entry.index, proposal.origin, proposal.request_id, result, error)
 
     def _apply_conf_change(self, entry: Entry) -> None:
@@ -397,6 +412,11 @@ class ChainfireNode:
         context = self.codec.decode(change.context)
         assert isinstance(context, MemberChangeContext), context
         self.members.apply(change, context.member, conf_state)
+        if any(single.type != ConfChangeType.REMOVE_NODE for single in change.changes):
+            # A joining member starts empty and is caught up with a snapshot;
+            # Raft refuses a snapshot whose config does not name it, so the
+            # one in storage must be at least this new.
+            self._snapshot_due = True
         response = self.members.response(self._header(), context.member)
         self._settle(entry.index, context.origin, context.request_id, response, None)
 
@@ -430,8 +450,10 @@ class ChainfireNode:
 
     def _maybe_snapshot(self) -> None:
         applied = self.sm.applied_index
-        if applied - self._last_snapshot_index < self.config.snapshot_every_entries:
+        if applied - self._last_snapshot_index < self.config.snapshot_every_entries \
+                and not self._snapshot_due:
             return
+        self._snapshot_due = False
         data = self.codec.encode(NodeSnapshot(state_machine=self.sm.snapshot(),
                                               members=self.members.all()))
         self.storage.create_snapshot(applied, self.raw.raft.tracker.conf_state(), data)

@@ -139,6 +139,7 @@ from checker.etcd_model import (
     Txn,
     as_object,
     execute,
+    in_range,
     may_write,
     parse_request,
     put_keys,
@@ -170,6 +171,16 @@ def _leased_keys(request: Request) -> list[str]:
         case Txn():
             return [key for op in request.success + request.failure for key in _leased_keys(op)]
     return []
+
+
+def _may_delete(request: Request, key: str) -> bool:
+    """Whether a request may delete `key` (a delete covering it, in any txn branch)."""
+    match request:
+        case Delete():
+            return in_range(key, request.key, request.range_end)
+        case Txn():
+            return any(_may_delete(op, key) for op in request.success + request.failure)
+    return False
 
 
 def _compared_values(request: Request) -> list[str]:
@@ -1038,6 +1049,10 @@ class _Checker:
                                     call=-math.inf, ret=math.inf, keys=keys))
         deleted = {key for key, value in hints if value is None}
         if deleted:
+            for item in self.optional[:top]:
+                if item.index not in self.used and any(_may_delete(item.request, key)
+                                                       for key in sorted(deleted)):
+                    before.append(self._candidate(item))
             before += [c for c in after if c.keys & deleted]
             after = [c for c in after if not c.keys & deleted]
         lazy = self._unknown_writes(revision, top, {c.label for c in before})

@@ -183,7 +183,7 @@ def check_watch_streams(
             raise ValueError("give the operations or their analysis")
         analysis = analyze_etcd_history(operations, timeout_s=timeout_s,
                                         initial_revision=initial_revision,
-                                        hints=_hints(streams))
+                                        hints=stream_hints(streams))
     checking = _Checking(analysis)
     by_id = {stream.id: stream for stream in streams}
     for stream in streams:
@@ -193,7 +193,8 @@ def check_watch_streams(
     return checking.violations
 
 
-def _hints(streams: Sequence[WatchStream]) -> dict[int, list[tuple[str, str | None]]]:
+def stream_hints(streams: Sequence[WatchStream]) -> dict[int, list[tuple[str, str | None]]]:
+    """The streams' events as `analyze_etcd_history` hints: revision -> changes."""
     hints: dict[int, list[tuple[str, str | None]]] = {}
     for stream in streams:
         for delivery in stream.deliveries:
@@ -301,10 +302,13 @@ def _check_resumption(checking: _Checking, stream: WatchStream,
         return
     seen = previous.seen()
     start = stream.start()
-    if start != seen + 1:
+    # Where the predecessor was owed events from: a stream that saw nothing
+    # is resumed from its own start, not from revision 1.
+    owed = max(seen + 1, previous.start() or 0)
+    if start != owed:
         checking.report(stream, "resumable", start or 0,
                         f"resumes {previous.id} (seen up to {seen}) from {start}, "
-                        f"not from {seen + 1}")
+                        f"not from {owed}")
     before = {(event.mod_revision, event.key)
               for delivery in previous.deliveries for event in delivery.events}
     for index, delivery in enumerate(stream.deliveries):
@@ -327,4 +331,5 @@ __all__ = [
     "WatchViolation",
     "check_watch_streams",
     "stream_from_json",
+    "stream_hints",
 ]

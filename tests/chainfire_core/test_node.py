@@ -6,14 +6,18 @@ import pytest
 from node_cluster import Cluster
 
 from chainfire_core import (
+    CompactionRequest,
     LeaseGrantRequest,
     LeaseKeepAliveRequest,
+    LeaseRevokeRequest,
     LeaseTimeToLiveRequest,
     PutRequest,
     RangeRequest,
     TxnRequest,
 )
 from chainfire_core.errors import (
+    Compacted,
+    LeaseNotFound,
     MemberExists,
     MemberNotFound,
     MemberNotLearner,
@@ -29,7 +33,7 @@ from chainfire_core.node_messages import (
     ReadConsistency,
     StatusRequest,
 )
-from chainfire_core.types import NodeId
+from chainfire_core.types import LeaseId, NodeId
 
 N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
 
@@ -192,3 +196,21 @@ def test_bad_request_ids_are_refused(request_id: int) -> None:
     cluster.nodes[NodeId(1)].submit(request_id, StatusRequest())
     ready = cluster.nodes[NodeId(1)].ready()
     assert ready.responses and ready.responses[0].error is not None
+
+
+def test_a_refused_command_still_takes_its_log_index() -> None:
+    # Found by the simulator: a compaction of an already compacted revision
+    # failed inside apply and the node then marked the same index applied twice.
+    cluster = Cluster(3)
+    cluster.elect(N1)
+    for number in range(3):
+        ok(cluster.request(N1, PutRequest(key=b"k", value=b"%d" % number)))
+    ok(cluster.request(N1, CompactionRequest(revision=2)))
+    again = cluster.request(N1, CompactionRequest(revision=1))
+    assert again is not None and isinstance(again.error, Compacted)
+    revoke = cluster.request(N2, LeaseRevokeRequest(id=LeaseId(12345)))
+    assert revoke is not None and isinstance(revoke.error, LeaseNotFound)
+    ok(cluster.request(N1, PutRequest(key=b"k", value=b"after")))
+    for node in cluster.nodes.values():
+        node.check_invariants()
+        assert node.sm.revision == 4

@@ -148,6 +148,16 @@ def test_resumed_stream_must_continue_exactly() -> None:
     assert "resumable" in kinds([_stream(_clean(), id="w2", resumes="nobody")])
 
 
+def test_a_stream_that_saw_nothing_is_resumed_from_its_own_start() -> None:
+    quiet = _stream([WatchDelivery(revision=4, created=True)], id="w1", start_revision=4)
+    resumed = _stream([WatchDelivery(revision=4, created=True), *_clean()[4:]], id="w2",
+                      start_revision=4, resumes="w1")
+    assert "resumable" not in kinds([quiet, resumed])
+    too_late = _stream([WatchDelivery(revision=5, created=True), *_clean()[5:]], id="w2",
+                       start_revision=5, resumes="w1")
+    assert "resumable" in kinds([quiet, too_late])
+
+
 def test_progress_must_not_run_ahead() -> None:
     deliveries = _clean()
     early = [deliveries[0], deliveries[1], WatchDelivery(revision=4, progress=True),

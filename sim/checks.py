@@ -1,0 +1,111 @@
+"""The verdict of a run: every check, which failed, and why.
+
+Checks, in order:
+- invariant: no assertion fired in the world (node invariants, the
+  persistence rule) and the Raft safety monitor saw no violation;
+- linearizability: the history is linearizable on the etcd model
+  (checker.revision_check; indeterminate operations may or may not have
+  happened, at any time after their call);
+- watch: every watch stream is ordered, gap-free, duplicate-free, atomic per
+  revision, valid against the history and resumed exactly
+  (checker.watch_check);
+- lease: no leased key vanished before its TTL (minus the clock bound) and
+  none outlived it by more than the bounds (checker.lease_check);
+- liveness: after the heal, a leader was elected and every client completed
+  one more write within the liveness budget.
+
+A check that could not decide (the linearizability search ran out of time)
+is `unknown`, which is not a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from checker.lease_check import check_leases
+from checker.result import Verdict
+from checker.revision_check import analyze_etcd_history
+from checker.watch_check import check_watch_streams, stream_from_json, stream_hints
+from sim.clock import lease_clock_bound_ms
+from sim.world import World
+
+CHECKS = ("invariant", "linearizability", "watch", "lease", "liveness")
+CHECK_TIMEOUT_S = 60.0
+MAX_MESSAGES = 5
+
+
+@dataclass(slots=True)
+class CheckOutcome:
+    name: str
+    status: str  # "pass" | "fail" | "unknown"
+    messages: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "messages": self.messages}
+
+
+def revoke_bound_ms(world: World) -> float:
+    """How long after a lease is due its keys may still be seen: proposing and
+    applying the revoke, across leader changes (each new leader extends the
+    lease by an election timeout) and a fault held at its longest."""
+    params = world.params
+    election_ms = params.election_ticks * params.tick_ms * 2 * params.max_clock_rate
+    return 2 * params.fault_hold_ms[1] + 4 * election_ms + params.client_timeout_ms
+
+
+def run_checks(world: World) -> list[CheckOutcome]:
+    outcomes = [_invariants(world)]
+    operations = world.history.sorted_operations()
+    streams = [stream_from_json(s.to_json()) for w in world.watchers for s in w.streams]
+    # The watch events name the changes of revisions that only timed-out
+    # writes could have made; they guide the reconstruction, never the verdict.
+    analysis = analyze_etcd_history(operations, timeout_s=CHECK_TIMEOUT_S,
+                                    hints=stream_hints(streams))
+    result = analysis.result
+    if result.verdict == Verdict.OK:
+        outcomes.append(CheckOutcome("linearizability", "pass"))
+    else:
+        status = "fail" if result.verdict == Verdict.ILLEGAL else "unknown"
+        messages = [f"{p.verdict.value}: {p.reason} (operations {list(p.explanation)})"
+                    for p in result.partitions if p.verdict != Verdict.OK]
+        outcomes.append(CheckOutcome("linearizability", status, messages[:MAX_MESSAGES]))
+    watch_violations = check_watch_streams(streams, analysis=analysis)
+    outcomes.append(CheckOutcome(
+        "watch", "fail" if watch_violations else "pass",
+        [f"{v.stream} {v.kind} at revision {v.revision}: {v.message}"
+         for v in watch_violations[:MAX_MESSAGES]]))
+    lease_violations = check_leases(operations, clock_bound_ms=lease_clock_bound_ms(world.params),
+                                    revoke_bound_ms=revoke_bound_ms(world),
+                                    unknown_renewal_ms=None)
+    outcomes.append(CheckOutcome(
+        "lease", "fail" if lease_violations else "pass",
+        [f"{v.kind}: lease {v.lease} key {v.key}: {v.message}"
+         for v in lease_violations[:MAX_MESSAGES]]))
+    outcomes.append(_liveness(world))
+    return outcomes
+
+
+def _invariants(world: World) -> CheckOutcome:
+    messages = list(world.monitor.violations)
+    if world.aborted is not None:
+        messages.insert(0, world.aborted)
+    return CheckOutcome("invariant", "fail" if messages else "pass", messages[:MAX_MESSAGES])
+
+
+def _liveness(world: World) -> CheckOutcome:
+    if world.aborted is not None:
+        return CheckOutcome("liveness", "unknown", ["the run was aborted"])
+    budget = world.options.liveness_budget_ms
+    late = [c.id for c in world.clients if c.liveness_done_ms is None
+            or c.liveness_done_ms > world.liveness_deadline_ms]
+    messages = []
+    if world.leader() is None:
+        messages.append(f"no leader {budget / 1000:g}s after the heal")
+    if late:
+        messages.append(f"clients {late} did not complete a write within "
+                        f"{budget / 1000:g}s of the heal")
+    return CheckOutcome("liveness", "fail" if messages else "pass", messages)
+
+
+__all__ = ["CHECKS", "CheckOutcome", "revoke_bound_ms", "run_checks"]

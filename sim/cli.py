@@ -1,0 +1,214 @@
+"""`chainfire-sim`: run one seed, sweep many, or replay a trace.
+
+    chainfire-sim run --seed 7 --nodes 5 --duration 60s --clients 10 \\
+        --faults partition,crash,pause,clock,loss,dup,reorder,membership \\
+        [--trace run.jsonl] [--plot run.png] [--json]
+    chainfire-sim sweep --seeds 0:1000 --jobs 4 [run options] [--out results.jsonl]
+    chainfire-sim replay run.jsonl
+
+Exit status: 0 every check passed (replay: the trace reproduced), 1 a check
+failed or could not decide (replay: it diverged), 2 usage error, 3 bad input
+(a malformed option or trace file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from chainfire_core.errors import ChainfireError
+from sim.options import FAULT_HELP, OptionError, RunOptions, parse_duration_ms, parse_faults
+from sim.run import RunReport, simulate
+
+EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_BAD_INPUT = 0, 1, 2, 3
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, sweep: bool) -> None:
+    if sweep:
+        parser.add_argument("--seeds", default="0:100", help="START:END (end exclusive)")
+        parser.add_argument("--nodes", default="5",
+                            help="cluster size, or a list like 3,5 (seed modulo picks one)")
+    else:
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--nodes", type=int, default=5)
+    parser.add_argument("--duration", default="60s",
+                        help="safety phase length in simulated time (60s, 1500ms, 2m)")
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--faults", default="all", help="comma-separated: " + ", ".join(
+        f"{name} ({text})" for name, text in FAULT_HELP.items()) + "; or all / none")
+    parser.add_argument("--liveness-budget", default="15s",
+                        help="after the heal, time to elect a leader and complete a write")
+    parser.add_argument("--read-mode", choices=("safe", "lease"), default="safe",
+                        help="linearizable reads by ReadIndex (safe) or the leader's lease")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chainfire-sim", description="Run Chainfire clusters in a deterministic "
+        "simulated world under faults, and check every history.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one seed and check it")
+    _add_run_options(run, sweep=False)
+    run.add_argument("--trace", help="write the full JSON Lines trace here")
+    run.add_argument("--plot", help="write a PNG timeline here")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead")
+    sweep = commands.add_parser("sweep", help="run many seeds in parallel processes")
+    _add_run_options(sweep, sweep=True)
+    sweep.add_argument("--jobs", type=int, default=0, help="worker processes (0: one per core)")
+    sweep.add_argument("--out", help="write one JSON line per seed here")
+    sweep.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    replay = commands.add_parser("replay", help="re-run a trace's seed and confirm it reproduces")
+    replay.add_argument("trace")
+    replay.add_argument("--json", action="store_true")
+    return parser
+
+
+def _base_options(args: argparse.Namespace, seed: int, nodes: int) -> RunOptions:
+    return RunOptions(seed=seed, nodes=nodes, duration_ms=parse_duration_ms(args.duration),
+                      clients=args.clients, faults=parse_faults(args.faults),
+                      liveness_budget_ms=parse_duration_ms(args.liveness_budget),
+                      read_mode=args.read_mode)
+
+
+def _print_header(options: RunOptions) -> None:
+    from sim.options import draw_params
+    from sim.rng import RngTree
+
+    params = draw_params(options, RngTree(options.seed).child("params"))
+    print(f"seed {options.seed}")
+    print("options: " + json.dumps(options.to_json(), separators=(",", ":")))
+    print("drawn:   " + json.dumps(params.to_json(), separators=(",", ":")))
+    sys.stdout.flush()
+
+
+def _print_report(report: RunReport, trace: str | None, plot: str | None) -> None:
+    print(f"simulated {report.simulated_ms / 1000:.1f}s in {report.wall_s:.2f}s wall; "
+          f"{report.messages_sent} messages")
+    print(f"ops: {report.ops_ok} ok, {report.ops_failed} failed, "
+          f"{report.ops_indeterminate} indeterminate")
+    print(f"leader changes: {report.leader_changes}")
+    faults = ", ".join(f"{k} {v}" for k, v in sorted(report.faults.items())) or "none"
+    print(f"faults injected: {faults}")
+    print(f"latency (simulated): p50 {report.latency_p50_ms:.1f}ms, "
+          f"p99 {report.latency_p99_ms:.1f}ms")
+    for check in report.checks:
+        print(f"  {check.name:<16} {check.status}")
+        for message in check.messages:
+            print(f"      {message}")
+    if trace:
+        print(f"trace: {trace} (sha256 {report.trace_sha256[:16]}…)")
+    if plot:
+        print(f"plot: {plot}")
+    if report.ok:
+        print("verdict: OK")
+    else:
+        print(f"verdict: VIOLATION ({', '.join(report.failed_checks)})")
+        print(f"replay: {report.replay_command()}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    options = _base_options(args, args.seed, args.nodes)
+    if not args.json:
+        _print_header(options)
+    if args.trace:
+        with open(args.trace, "w", encoding="utf-8", newline="\n") as sink:
+            report = simulate(options, sink=sink)
+    else:
+        report = simulate(options)
+    if args.plot:
+        from sim.plot import write_timeline_png
+
+        write_timeline_png(list(report.summary_records), args.plot)
+    if args.json:
+        print(json.dumps(report.to_json(), separators=(",", ":")))
+    else:
+        _print_report(report, args.trace, args.plot)
+    return EXIT_OK if report.ok else EXIT_VIOLATION
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import os
+
+    from sim.sweep import ProgressBar, options_for, parse_seeds, summary_table, sweep
+
+    seeds = parse_seeds(args.seeds)
+    try:
+        node_counts = [int(part) for part in str(args.nodes).split(",")]
+    except ValueError:
+        raise OptionError(f"bad --nodes {args.nodes!r}: a number or a list like 3,5") from None
+    base = _base_options(args, 0, node_counts[0])
+    runs = [options_for(base, seed, node_counts) for seed in seeds]
+    jobs = args.jobs or os.cpu_count() or 1
+    results = sweep(runs, jobs=jobs, progress=ProgressBar())
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            for result in results:
+                out.write(json.dumps(result.to_json(), separators=(",", ":")) + "\n")
+    if args.json:
+        print(json.dumps({"seeds": len(results), "ok": sum(r.ok for r in results),
+                          "failing": [r.to_json() for r in results if not r.ok]},
+                         separators=(",", ":")))
+    else:
+        for line in summary_table(results):
+            print(line)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_VIOLATION
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from sim.trace import read_trace
+
+    try:
+        records = read_trace(args.trace)
+    except OSError as error:
+        raise OptionError(f"cannot read {args.trace}: {error.strerror}") from None
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+    options = RunOptions.from_json(records[0].get("options"))
+    with open(args.trace, "rb") as handle:
+        original = handle.read()
+    buffer = io.StringIO()
+    report = simulate(options, sink=buffer)
+    rerun = buffer.getvalue().encode()
+    same = hashlib.sha256(original).hexdigest() == hashlib.sha256(rerun).hexdigest()
+    where = _first_difference(original, rerun)
+    result: dict[str, Any] = {"trace": args.trace, "reproduced": same, "seed": options.seed,
+                              "verdict_ok": report.ok, "lines": original.count(b"\n")}
+    if not same:
+        result["first_difference_line"] = where
+    if args.json:
+        print(json.dumps(result, separators=(",", ":")))
+    elif same:
+        print(f"reproduced: {args.trace} (seed {options.seed}, {result['lines']} records, "
+              f"verdict {'OK' if report.ok else 'VIOLATION'})")
+    else:
+        print(f"DIVERGED: {args.trace} differs from the re-run at line {where}")
+    return EXIT_OK if same else EXIT_VIOLATION
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    for number, (x, y) in enumerate(zip(a.split(b"\n"), b.split(b"\n"), strict=False), 1):
+        if x != y:
+            return number
+    return min(a.count(b"\n"), b.count(b"\n")) + 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        return cmd_replay(args)
+    except (OptionError, ChainfireError) as error:
+        print(f"chainfire-sim: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""One simulated server: a `ChainfireNode`, its disk and its clock, driven by
+the Ready contract.
+
+Theory of operation
+-------------------
+`kick()` takes one `ready()` at a time: its snapshot, entries and hard state
+go to the disk (`SimDisk.write`), and only after the drawn write+fsync delay
+(`_persisted`) does the host sync them, check that every outgoing message
+depends only on durable state (`_assert_durable`: an acknowledged append's
+entries, a granted vote, the term it carries), send the messages, hand the
+client answers back, and call `advance`, which applies the committed
+entries. Then the next `ready()`. A Ready with nothing to persist goes
+straight to sending.
+
+Time: the host ticks its node every `tick_ms / rate` simulated ms, `rate`
+being the node's clock rate (drift, and clock faults from the nemesis).
+
+Faults: `crash()` drops the process (every unsynced disk write is lost, the
+in-flight Ready is abandoned: an `epoch` counter makes late callbacks of the
+dead incarnation no-ops), `restart()` rebuilds the node from what the disk
+recovers (a corrupt log keeps it down: `failed`), `pause()` freezes it
+(messages queue in its inbox, ticks stop, an in-flight Ready waits) and
+`resume()` lets it wake up with stale state and process the backlog.
+
+Watches: a client opens a watch on this node's watchable store; after every
+advance the host polls the store and routes each response to its stream. A
+crash ends every stream on the node (the client resumes elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+import simpy
+
+from chainfire_core.errors import ChainfireError
+from chainfire_core.mvcc.watch_messages import WatchCreateRequest, WatchResponse
+from chainfire_core.node import ChainfireNode, NodeConfig, NodeReady
+from chainfire_core.node_messages import ClientRequest, ClientResponse, ReadConsistency
+from chainfire_core.raft.config import RaftConfig, ReadOnlyOption
+from chainfire_core.raft.messages import AppendResponse, Message, RequestVote, VoteResponse
+from chainfire_core.raft.raft import Role
+from chainfire_core.raft.storage import MemoryStorage
+from chainfire_core.types import NodeId, WatchId
+from sim.disk import CorruptLog, DiskOptions, SimDisk
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+ROLE_NAMES = {Role.FOLLOWER: "follower", Role.CANDIDATE: "candidate", Role.LEADER: "leader",
+              Role.PRE_CANDIDATE: "pre_candidate"}
+# How often (in ticks) each node's invariants are checked while it runs.
+INVARIANT_EVERY_TICKS = 5
+WATCH_POLL_RESPONSES = 64
+
+Reply = Callable[[ClientResponse], None]
+StreamSink = Callable[[WatchResponse | None], None]  # None: the stream broke
+
+
+@dataclass(slots=True)
+class _Stream:
+    sink: StreamSink
+
+
+class NodeHost:
+    def __init__(self, world: World, node_id: NodeId, storage: MemoryStorage,
+                 rate: float, phase_ms: float) -> None:
+        self.world = world
+        self.env: simpy.Environment = world.env
+        self.id = node_id
+        self.rate = rate
+        self.state = "down"
+        self.epoch = 0
+        self.incarnation = 0
+        params = world.params
+        self.disk = SimDisk(node_id, world.rngs.child(f"disk/{node_id}"),
+                            DiskOptions(fsync_latency_ms=params.fsync_ms,
+                                        torn_writes=params.torn_writes), storage)
+        self.node: ChainfireNode | None = None
+        self._busy = False
+        self._inbox: list[Message] = []
+        self._parked: tuple[NodeReady, int, int] | None = None
+        self._replies: dict[int, Reply] = {}
+        self._streams: dict[WatchId, _Stream] = {}
+        self._role = Role.FOLLOWER
+        self._phase_ms = phase_ms
+        self.removed = False
+
+    # -- life cycle ------------------------------------------------------------
+
+    def _config(self) -> NodeConfig:
+        params = self.world.params
+        read_only = (ReadOnlyOption.LEASE_BASED if self.world.options.read_mode == "lease"
+                     else ReadOnlyOption.SAFE)
+        raft = RaftConfig(id=self.id, election_ticks=params.election_ticks, heartbeat_ticks=1,
+                          pre_vote=params.pre_vote, check_quorum=params.check_quorum,
+                          read_only_option=read_only)
+        return NodeConfig(raft=raft, tick_ms=params.tick_ms,
+                          request_timeout_ticks=params.request_timeout_ticks,
+                          forward_requests=params.forward_requests,
+                          snapshot_every_entries=params.snapshot_every_entries,
+                          snapshot_catchup_entries=params.snapshot_catchup_entries)
+
+    def start(self) -> None:
+        assert self.state == "down", self.state
+        self.incarnation += 1
+        rng = self.world.rngs.child(f"raft/{self.id}/{self.incarnation}")
+        self.node = ChainfireNode(self._config(), self.disk.storage, rng)
+        self.state = "up"
+        self._busy = False
+        self._role = Role.FOLLOWER
+        self._schedule_tick(self.epoch, self._phase_ms)
+
+    def crash(self) -> None:
+        if self.state in ("down", "failed"):
+            return
+        self.state = "down"
+        self.epoch += 1
+        lost = self.disk.crash()
+        self.node = None
+        self._inbox.clear()
+        self._parked = None
+        self._replies.clear()
+        self._break_streams()
+        self._trace_role(Role.FOLLOWER, note="crash")
+        self.world.trace.emit(self.env.now, "disk", node=self.id, lost_writes=lost)
+
+    def restart(self) -> None:
+        if self.state != "down" or self.removed:
+            return
+        try:
+            _, report = self.disk.recover()
+        except CorruptLog as error:
+            self.state = "failed"
+            self.world.trace.emit(self.env.now, "fault", kind="corrupt_detected", node=self.id,
+                                  error=str(error))
+            return
+        if report.torn_tail_truncated:
+            self.world.trace.emit(self.env.now, "disk", node=self.id, torn_tail_truncated=True)
+        self.start()
+
+    def pause(self) -> None:
+        if self.state == "up":
+            self.state = "paused"
+
+    def resume(self) -> None:
+        if self.state != "paused":
+            return
+        self.state = "up"
+        self._schedule_tick(self.epoch, 0.0)
+        inbox, self._inbox = self._inbox, []
+        node = self.node
+        assert node is not None
+        for message in inbox:
+            node.step(message)
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            self._persisted(*parked)
+        else:
+            self.kick()
+
+    def set_rate(self, rate: float) -> None:
+        self.rate = rate
+
+    # -- time ---------------------------------------------------------------------
+
+    def _schedule_tick(self, epoch: int, delay_ms: float) -> None:
+        timer = self.env.timeout(delay_ms, epoch)
+        timer.callbacks.append(self._on_tick)
+
+    def _on_tick(self, event: simpy.Event) -> None:
+        if event.value != self.epoch or self.state != "up":
+            return  # a dead incarnation's timer, or paused (resume restarts it)
+        node = self.node
+        assert node is not None
+        node.tick()
+        if node.ticks % INVARIANT_EVERY_TICKS == 0:
+            node.check_invariants()
+        self._schedule_tick(self.epoch, self.world.params.tick_ms / self.rate)
+        self.kick()
+        self._poll_watches()
+
+    # -- inputs ---------------------------------------------------------------------
+
+    def deliver(self, message: Message) -> bool:
+        """False when no process is running to take the message."""
+        if self.state == "up":
+            assert self.node is not None
+            self.node.step(message)
+            self.kick()
+            return True
+        if self.state == "paused":
+            self._inbox.append(message)
+            return True
+        if self.world.trace.full:
+            self.world.trace.emit(self.env.now, "drop", src=message.sender, dst=message.to,
+                                  type=type(message).__name__, term=message.term, reason="down")
+        return False
+
+    def submit(self, request_id: int, request: ClientRequest, consistency: ReadConsistency,
+               reply: Reply) -> bool:
+        """False when the process is not running (the client sees a refused connection)."""
+        if self.state != "up":
+            return False
+        assert self.node is not None
+        self._replies[request_id] = reply
+        self.node.submit(request_id, request, consistency)
+        self.kick()
+        return True
+
+    def open_watch(self, request: WatchCreateRequest, sink: StreamSink) -> WatchId | None:
+        """None when the process is not running; a refused request raises ChainfireError."""
+        if self.state != "up":
+            return None
+        assert self.node is not None
+        watch_id = self.node.sm.watches.watch(request)
+        self._streams[watch_id] = _Stream(sink=sink)
+        self._poll_watches()
+        return watch_id
+
+    def cancel_watch(self, watch_id: WatchId) -> None:
+        if self.state == "up" and watch_id in self._streams:
+            assert self.node is not None
+            del self._streams[watch_id]
+            with suppress(ChainfireError):  # already gone (canceled by compaction)
+                self.node.sm.watches.cancel(watch_id)
+
+    # -- the Ready loop ------------------------------------------------------------------
+
+    def kick(self) -> None:
+        node = self.node
+        if self._busy or self.state != "up" or node is None or not node.has_ready():
+            return
+        self._busy = True
+        ready = node.ready()
+        raft = ready.raft
+        if raft is not None and raft.soft_state is not None:
+            self._trace_role(raft.soft_state.role)
+        if raft is not None and (raft.entries or raft.hard_state is not None
+                                 or raft.snapshot is not None):
+            seq = self.disk.write(raft)
+            if self.world.trace.full:
+                self._trace_persist(ready)
+            timer = self.env.timeout(self.disk.io_delay_ms(), (ready, seq, self.epoch))
+            timer.callbacks.append(self._on_persisted)
+        else:
+            self._persisted(ready, 0, self.epoch)
+
+    def _on_persisted(self, event: simpy.Event) -> None:
+        ready, seq, epoch = cast(tuple[NodeReady, int, int], event.value)
+        self._persisted(ready, seq, epoch)
+
+    def _persisted(self, ready: NodeReady, seq: int, epoch: int) -> None:
+        if epoch != self.epoch:
+            return  # crashed while the write was in flight: it is lost
+        if self.state == "paused":
+            self._parked = (ready, seq, epoch)
+            return
+        node = self.node
+        assert node is not None
+        if seq:
+            self.disk.sync(seq)
+        world = self.world
+        raft = ready.raft
+        if raft is not None:
+            for message in raft.messages:
+                self._assert_durable(message)
+                world.network.send(message)
+            if raft.committed_entries:
+                world.monitor.applied(self.id, raft.committed_entries, self.env.now)
+                if world.trace.full:
+                    world.trace.emit(self.env.now, "apply", node=self.id,
+                                     first=raft.committed_entries[0].index,
+                                     last=raft.committed_entries[-1].index)
+        for response in ready.responses:
+            reply = self._replies.pop(response.request_id, None)
+            if reply is not None:
+                reply(response)
+        node.advance(ready)
+        self._busy = False
+        self._poll_watches()
+        self.kick()
+
+    def _assert_durable(self, message: Message) -> None:
+        """Raft's persistence rule: nothing leaves before what it depends on is durable."""
+        hard = self.disk.durable_hard_state()
+        if isinstance(message, RequestVote | VoteResponse) and message.pre_vote:
+            return  # a pre-vote promises nothing and carries a future term
+        assert hard.term >= message.term, (
+            f"node {self.id} sent term {message.term} before persisting it (durable {hard.term})")
+        if isinstance(message, VoteResponse) and message.granted:
+            # A later term in the same Ready supersedes the vote: a node at a
+            # higher term never votes in an older one again.
+            assert hard.term > message.term or hard.vote == message.to, (
+                f"node {self.id} granted a vote to {message.to} before persisting it")
+        if isinstance(message, AppendResponse) and not message.reject:
+            assert self.disk.durable_last_index() >= message.index, (
+                f"node {self.id} acknowledged index {message.index} before it was durable")
+
+    def _poll_watches(self) -> None:
+        if not self._streams or self.state != "up":
+            return
+        node = self.node
+        assert node is not None
+        while True:
+            responses = node.sm.watches.poll(WATCH_POLL_RESPONSES)
+            for response in responses:
+                stream = self._streams.get(response.watch_id)
+                if stream is None:
+                    continue
+                if response.canceled:
+                    del self._streams[response.watch_id]
+                stream.sink(response)
+            if len(responses) < WATCH_POLL_RESPONSES:
+                return
+
+    def _break_streams(self) -> None:
+        streams, self._streams = self._streams, {}
+        for watch_id in sorted(streams):
+            streams[watch_id].sink(None)
+
+    # -- trace ---------------------------------------------------------------------------
+
+    def _trace_role(self, role: Role, note: str = "") -> None:
+        if role == self._role and not note:
+            return
+        self._role = role
+        term = self.node.raw.raft.term if self.node is not None else 0
+        fields: dict[str, object] = {"node": self.id, "role": ROLE_NAMES[role], "term": term}
+        if note:
+            fields["why"] = note
+        self.world.trace.emit(self.env.now, "role", **fields)
+        self.world.on_role(self.id, role, term)
+
+    def _trace_persist(self, ready: NodeReady) -> None:
+        raft = ready.raft
+        assert raft is not None
+        hard = raft.hard_state
+        self.world.trace.emit(
+            self.env.now, "persist", node=self.id, entries=len(raft.entries),
+            last=raft.entries[-1].index if raft.entries else None,
+            hard=None if hard is None else [hard.term, hard.vote, hard.commit],
+            snapshot=None if raft.snapshot is None else raft.snapshot.metadata.index)
+
+    @property
+    def role(self) -> Role:
+        return self._role if self.state in ("up", "paused") else Role.FOLLOWER
+
+    @property
+    def is_leader(self) -> bool:
+        return self.state == "up" and self.node is not None and self.node.is_leader
+
+
+def bootstrap_storage(voters: tuple[NodeId, ...]) -> MemoryStorage:
+    from chainfire_core.raft.messages import ConfState, Snapshot, SnapshotMetadata
+    from chainfire_core.types import Index, Term
+
+    storage = MemoryStorage()
+    storage.apply_snapshot(Snapshot(metadata=SnapshotMetadata(
+        index=Index(1), term=Term(1), conf_state=ConfState(voters=voters))))
+    return storage
+
+
+__all__ = ["ROLE_NAMES", "NodeHost", "bootstrap_storage"]

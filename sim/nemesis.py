@@ -1,0 +1,287 @@
+"""The nemesis: a fault schedule drawn from the seed.
+
+During the safety phase, every exponential(`fault_every_ms`) it picks one of
+the enabled fault classes and starts a fault, held for a drawn duration
+(`fault_hold_ms`) and then undone:
+
+- partition: a shape from sim/partitions.py over the current members
+  (isolate_leader targets the current leader); one at a time;
+- crash: kill a node (the leader half of the time), restart it later; its
+  unsynced writes are lost (and with torn writes, a half-written tail);
+- pause: freeze a node (the leader half of the time), resume it later;
+- clock: set a node's clock rate in [1/max_rate, max_rate], reset it later;
+- membership: add a learner and promote it, remove a voter, or replace one
+  (add, promote, then remove), through the same client API an operator
+  would use, following NotLeader hints;
+- loss, dup, reorder: not events but the network's rates during the phase.
+
+At most half the nodes are crashed or paused at once, and the voter count
+stays between 3 (or the initial size, if smaller) and the initial size + 1.
+`heal_all` undoes everything at the end of the safety phase; a generation
+counter turns the pending undo timers into no-ops.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from chainfire_core.errors import NotLeader
+from chainfire_core.node_messages import (
+    ClientRequest,
+    ClientResponse,
+    MemberAddRequest,
+    MemberPromoteRequest,
+    MemberRemoveRequest,
+    MemberResponse,
+    ReadConsistency,
+)
+from chainfire_core.types import NodeId
+from sim import partitions
+from sim.clock import draw_fault_rate
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+EVENT_KINDS = ("partition", "crash", "pause", "clock", "membership")
+ADMIN_TIMEOUT_MS = 2000.0
+
+
+class Nemesis:
+    def __init__(self, world: World, rng: random.Random) -> None:
+        self.world = world
+        self.env = world.env
+        self.rng = rng
+        self.kinds = [k for k in EVENT_KINDS if world.options.has(k)]
+        self.generation = 0
+        self.down: set[NodeId] = set()  # crashed or paused, by us
+        self.paused: set[NodeId] = set()
+        self.clock_faulted: set[NodeId] = set()
+        self.membership_busy = False
+        self.counts: dict[str, int] = {}
+        self.min_voters = min(3, world.options.nodes)
+        self.max_voters = world.options.nodes + 1
+
+    def _count(self, kind: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def run(self) -> Generator[simpy.Event, Any, None]:
+        params = self.world.params
+        while self.kinds:
+            yield self.env.timeout(self.rng.expovariate(1.0 / params.fault_every_ms))
+            if self.world.safety_over:
+                return
+            kind = self.rng.choice(self.kinds)
+            hold = self.rng.uniform(*params.fault_hold_ms)
+            if kind == "partition":
+                self.partition(hold)
+            elif kind in ("crash", "pause"):
+                self.process_fault(kind, hold)
+            elif kind == "clock":
+                self.clock(hold)
+            elif kind == "membership" and not self.membership_busy:
+                self.env.process(self.membership())
+
+    def _later(self, delay_ms: float, undo: Any, *args: Any) -> None:
+        generation = self.generation
+
+        def fire(_event: simpy.Event) -> None:
+            if generation == self.generation:
+                undo(*args)
+
+        timer = self.env.timeout(delay_ms)
+        timer.callbacks.append(fire)
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        self.world.trace.emit(self.env.now, "fault", kind=kind, **fields)
+
+    # -- network ---------------------------------------------------------------------
+
+    def partition(self, hold_ms: float) -> None:
+        world = self.world
+        members = world.endpoints()
+        if len(members) < 2:
+            return
+        shape = self.rng.choice(partitions.SHAPES)
+        graph, groups = partitions.build(shape, members, world.leader(), self.rng)
+        world.network.partition(partitions.allowed_pairs(graph), frozenset(members))
+        self._count("partition")
+        self._emit("partition", name=shape, groups=groups, hold_ms=round(hold_ms, 3))
+        self._later(hold_ms, self.heal_partition)
+
+    def heal_partition(self) -> None:
+        if self.world.network.partitioned:
+            self.world.network.heal()
+            self._emit("heal")
+
+    # -- processes -----------------------------------------------------------------------
+
+    def process_fault(self, kind: str, hold_ms: float) -> None:
+        world = self.world
+        candidates = [n for n in world.endpoints() if n not in self.down
+                      and world.hosts[n].state == "up"]
+        if not candidates or len(self.down) + 1 > max(1, len(world.endpoints()) // 2):
+            return
+        leader = world.leader()
+        if leader in candidates and self.rng.random() < 0.5:
+            victim = leader
+        else:
+            victim = self.rng.choice(candidates)
+        self.down.add(victim)
+        self._count(kind)
+        host = world.hosts[victim]
+        if kind == "crash":
+            self._emit("crash", node=victim, leader=victim == leader)
+            host.crash()
+            self._later(hold_ms, self.restart, victim)
+        else:
+            self._emit("pause", node=victim, leader=victim == leader)
+            host.pause()
+            self.paused.add(victim)
+            self._later(hold_ms, self.resume, victim)
+
+    def restart(self, node: NodeId) -> None:
+        self.down.discard(node)
+        host = self.world.hosts[node]
+        if host.state == "down" and not host.removed:
+            self._emit("restart", node=node)
+            host.restart()
+
+    def resume(self, node: NodeId) -> None:
+        self.down.discard(node)
+        self.paused.discard(node)
+        if self.world.hosts[node].state == "paused":
+            self._emit("resume", node=node)
+            self.world.hosts[node].resume()
+
+    def clock(self, hold_ms: float) -> None:
+        world = self.world
+        candidates = [n for n in world.endpoints() if n not in self.clock_faulted]
+        if not candidates:
+            return
+        node = self.rng.choice(candidates)
+        rate = draw_fault_rate(self.rng, world.params)
+        self.clock_faulted.add(node)
+        self._count("clock")
+        world.hosts[node].set_rate(rate * world.base_rates[node])
+        self._emit("clock", node=node, rate=round(rate, 4))
+        self._later(hold_ms, self.reset_clock, node)
+
+    def reset_clock(self, node: NodeId) -> None:
+        self.clock_faulted.discard(node)
+        if node in self.world.hosts:
+            self.world.hosts[node].set_rate(self.world.base_rates[node])
+            self._emit("clock", node=node, rate=1.0)
+
+    # -- membership --------------------------------------------------------------------
+
+    def membership(self) -> Generator[simpy.Event, Any, None]:
+        self.membership_busy = True
+        try:
+            voters = self.world.voters()
+            choices = []
+            if len(voters) < self.max_voters:
+                choices.append("add")
+            if len(voters) > self.min_voters:
+                choices.append("remove")
+            if len(voters) >= self.min_voters:
+                choices.append("replace")
+            if not choices:
+                return
+            action = self.rng.choice(choices)
+            if action in ("add", "replace"):
+                added = yield from self.add_member()
+                if added is None or action == "add":
+                    return
+            if action in ("remove", "replace"):
+                victims = [v for v in self.world.voters() if v not in self.down]
+                if len(self.world.voters()) <= self.min_voters or not victims:
+                    return
+                yield from self.remove_member(self.rng.choice(victims))
+        finally:
+            self.membership_busy = False
+
+    def add_member(self) -> Generator[simpy.Event, Any, NodeId | None]:
+        world = self.world
+        new_id = world.next_node_id()
+        request = MemberAddRequest(peer_urls=(f"sim://n{new_id}",), is_learner=True,
+                                   name=f"n{new_id}", id=new_id)
+        response = yield from self.admin(request)
+        if not isinstance(response, MemberResponse):
+            return None
+        self._count("member_add")
+        self._emit("member_add", node=new_id)
+        world.add_host(new_id)
+        for _attempt in range(10):
+            yield self.env.timeout(500.0)
+            if world.safety_over:
+                return new_id
+            promoted = yield from self.admin(MemberPromoteRequest(id=new_id))
+            if isinstance(promoted, MemberResponse):
+                self._emit("member_promote", node=new_id)
+                return new_id
+        return new_id
+
+    def remove_member(self, node: NodeId) -> Generator[simpy.Event, Any, None]:
+        response = yield from self.admin(MemberRemoveRequest(id=node))
+        if isinstance(response, MemberResponse):
+            self._count("member_remove")
+            self._emit("member_remove", node=node)
+            self.world.remove_host(node)
+
+    def admin(self, request: ClientRequest) -> Generator[simpy.Event, Any, object]:
+        """An operator's call: to the leader it knows, following hints, a few tries."""
+        world = self.world
+        target = world.leader() or self.rng.choice(world.endpoints())
+        for _attempt in range(5):
+            done = self.env.event()
+
+            def finish(value: object, done: simpy.Event = done) -> None:
+                if not done.triggered:
+                    done.succeed(value)
+
+            def expire(_event: simpy.Event, finish: Any = finish) -> None:
+                finish(None)
+
+            world.rpc(target, request, ReadConsistency.LINEARIZABLE, finish)
+            timer = self.env.timeout(ADMIN_TIMEOUT_MS)
+            timer.callbacks.append(expire)
+            answer = yield done
+            if isinstance(answer, ClientResponse):
+                if answer.error is None:
+                    return answer.response
+                if isinstance(answer.error, NotLeader) and answer.error.leader_hint:
+                    target = NodeId(answer.error.leader_hint)
+                    continue
+                return answer.error
+            if answer is None:
+                return None  # unknown outcome: leave it
+            yield self.env.timeout(200.0)
+            target = world.leader() or self.rng.choice(world.endpoints())
+        return None
+
+    # -- the end of the safety phase -------------------------------------------------------
+
+    def heal_all(self) -> None:
+        self.generation += 1
+        world = self.world
+        self.heal_partition()
+        world.network.quiet()
+        for node in sorted(self.down):
+            host = world.hosts[node]
+            if host.state == "paused":
+                self._emit("resume", node=node)
+                host.resume()
+            elif host.state == "down" and not host.removed:
+                self._emit("restart", node=node)
+                host.restart()
+        self.down.clear()
+        self.paused.clear()
+        for node in sorted(self.clock_faulted):
+            self.reset_clock(node)
+
+
+__all__ = ["EVENT_KINDS", "Nemesis"]
