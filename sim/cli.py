@@ -43,6 +43,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, sweep: bool) -> None:
         f"{name} ({text})" for name, text in FAULT_HELP.items()) + "; or all / none")
     parser.add_argument("--liveness-budget", default="15s",
                         help="after the heal, time to elect a leader and complete a write")
+    parser.add_argument("--think", default=None,
+                        help="mean client think time between operations (default: drawn)")
     parser.add_argument("--read-mode", choices=("safe", "lease"), default="safe",
                         help="linearizable reads by ReadIndex (safe) or the leader's lease")
 
@@ -72,7 +74,8 @@ def _base_options(args: argparse.Namespace, seed: int, nodes: int) -> RunOptions
     return RunOptions(seed=seed, nodes=nodes, duration_ms=parse_duration_ms(args.duration),
                       clients=args.clients, faults=parse_faults(args.faults),
                       liveness_budget_ms=parse_duration_ms(args.liveness_budget),
-                      read_mode=args.read_mode)
+                      read_mode=args.read_mode,
+                      think_ms=None if args.think is None else parse_duration_ms(args.think))
 
 
 def _print_header(options: RunOptions) -> None:

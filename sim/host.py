@@ -78,7 +78,8 @@ class NodeHost:
         params = world.params
         self.disk = SimDisk(node_id, world.rngs.child(f"disk/{node_id}"),
                             DiskOptions(fsync_latency_ms=params.fsync_ms,
-                                        torn_writes=params.torn_writes), storage)
+                                        torn_writes=params.torn_writes,
+                                        corruption=params.corrupt_on_crash > 0), storage)
         self.node: ChainfireNode | None = None
         self._busy = False
         self._inbox: list[Message] = []
@@ -185,19 +186,23 @@ class NodeHost:
 
     # -- inputs ---------------------------------------------------------------------
 
-    def deliver(self, message: Message) -> bool:
-        """False when no process is running to take the message."""
+    def deliver(self, packet: tuple[Message, ...]) -> bool:
+        """False when no process is running to take the messages."""
         if self.state == "up":
-            assert self.node is not None
-            self.node.step(message)
+            node = self.node
+            assert node is not None
+            for message in packet:
+                node.step(message)
             self.kick()
             return True
         if self.state == "paused":
-            self._inbox.append(message)
+            self._inbox.extend(packet)
             return True
         if self.world.trace.full:
-            self.world.trace.emit(self.env.now, "drop", src=message.sender, dst=message.to,
-                                  type=type(message).__name__, term=message.term, reason="down")
+            for message in packet:
+                self.world.trace.emit(self.env.now, "drop", src=message.sender, dst=message.to,
+                                      type=type(message).__name__, term=message.term,
+                                      reason="down")
         return False
 
     def submit(self, request_id: int, request: ClientRequest, consistency: ReadConsistency,
@@ -268,7 +273,7 @@ class NodeHost:
         if raft is not None:
             for message in raft.messages:
                 self._assert_durable(message)
-                world.network.send(message)
+            world.network.send_all(raft.messages)
             if raft.committed_entries:
                 world.monitor.applied(self.id, raft.committed_entries, self.env.now)
                 if world.trace.full:

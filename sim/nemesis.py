@@ -123,7 +123,8 @@ class Nemesis:
         world = self.world
         candidates = [n for n in world.endpoints() if n not in self.down
                       and world.hosts[n].state == "up"]
-        if not candidates or len(self.down) + 1 > max(1, len(world.endpoints()) // 2):
+        unavailable = len(self.down) + len(self.failed())
+        if not candidates or unavailable + 1 > max(1, len(world.endpoints()) // 2):
             return
         leader = world.leader()
         if leader in candidates and self.rng.random() < 0.5:
@@ -136,12 +137,22 @@ class Nemesis:
         if kind == "crash":
             self._emit("crash", node=victim, leader=victim == leader)
             host.crash()
+            params = world.params
+            if (params.corrupt_on_crash and not self.failed() and len(world.endpoints()) >= 3
+                    and self.rng.random() < params.corrupt_on_crash):
+                record = host.disk.corrupt_random_record()
+                self._count("corrupt")
+                self._emit("corrupt", node=victim, record=record)
             self._later(hold_ms, self.restart, victim)
         else:
             self._emit("pause", node=victim, leader=victim == leader)
             host.pause()
             self.paused.add(victim)
             self._later(hold_ms, self.resume, victim)
+
+    def failed(self) -> list[NodeId]:
+        """Members whose disk is corrupt: they refuse to start until replaced."""
+        return [n for n in self.world.endpoints() if self.world.hosts[n].state == "failed"]
 
     def restart(self, node: NodeId) -> None:
         self.down.discard(node)
@@ -189,6 +200,8 @@ class Nemesis:
                 choices.append("remove")
             if len(voters) >= self.min_voters:
                 choices.append("replace")
+            if self.failed() and len(voters) < self.max_voters:
+                choices = ["replace"]
             if not choices:
                 return
             action = self.rng.choice(choices)
@@ -197,7 +210,9 @@ class Nemesis:
                 if added is None or action == "add":
                     return
             if action in ("remove", "replace"):
-                victims = [v for v in self.world.voters() if v not in self.down]
+                # A member whose disk is corrupt is the one to replace.
+                victims = [v for v in self.world.voters() if v in self.failed()] or [
+                    v for v in self.world.voters() if v not in self.down]
                 if len(self.world.voters()) <= self.min_voters or not victims:
                     return
                 yield from self.remove_member(self.rng.choice(victims))

@@ -14,7 +14,8 @@ Every send, delivery and drop is traced with the message's type and term.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import simpy
 
@@ -31,7 +32,7 @@ from sim.trace import Trace
 
 class Network:
     def __init__(self, env: simpy.Environment, rng: random.Random, params: SimParams, *,
-                 trace: Trace, deliver: Callable[[Message], bool],
+                 trace: Trace, deliver: Callable[[tuple[Message, ...]], bool],
                  feedback: Callable[[Message, bool], None]) -> None:
         self.env = env
         self.rng = rng
@@ -96,52 +97,76 @@ class Network:
 
     # -- sending -----------------------------------------------------------------
 
+    def send_all(self, messages: Sequence[Message]) -> None:
+        """Send a Ready's messages. Those to one peer travel as one packet (as
+        on a stream connection): one latency, lost, duplicated or cut as one."""
+        packets: dict[NodeId, list[Message]] = {}
+        for message in messages:
+            packets.setdefault(message.to, []).append(message)
+        for packet in packets.values():
+            self._send_packet(tuple(packet))
+
     def send(self, message: Message) -> None:
-        self.sent += 1
-        sender, receiver = message.sender, message.to
+        self._send_packet((message,))
+
+    def _send_packet(self, packet: tuple[Message, ...]) -> None:
+        self.sent += len(packet)
+        first = packet[0]
+        sender, receiver = first.sender, first.to
         trace = self.trace
         if trace.full:
-            trace.emit(self.env.now, "send", src=sender, dst=receiver,
-                       type=type(message).__name__, term=message.term)
+            for message in packet:
+                trace.emit(self.env.now, "send", src=sender, dst=receiver,
+                           type=type(message).__name__, term=message.term)
         if not self.connected(sender, receiver):
-            self._drop(message, "partition")
+            self._drop(packet, "partition")
             return
         if self.loss and self.rng.random() < self.loss:
-            self._drop(message, "loss")
+            self._drop(packet, "loss")
             return
         # A forwarded proposal is not idempotent (two copies would be appended
         # and applied twice): its transport, like etcd's TCP streams, never
         # duplicates it. Raft's own messages are duplicated freely.
-        copies = 2 if (self.duplicate and self.rng.random() < self.duplicate
-                       and not isinstance(message, ForwardedProposal)) else 1
-        if copies == 2 and trace.full:
-            trace.emit(self.env.now, "dup", src=sender, dst=receiver,
-                       type=type(message).__name__, term=message.term)
+        copies = 1
+        if self.duplicate and self.rng.random() < self.duplicate and not any(
+                isinstance(message, ForwardedProposal) for message in packet):
+            copies = 2
+            if trace.full:
+                for message in packet:
+                    trace.emit(self.env.now, "dup", src=sender, dst=receiver,
+                               type=type(message).__name__, term=message.term)
         for _ in range(copies):
-            timer = self.env.timeout(self.latency_ms(sender, receiver), message)
+            timer = self.env.timeout(self.latency_ms(sender, receiver), packet)
             timer.callbacks.append(self._arrive)
 
     def _arrive(self, event: simpy.Event) -> None:
-        message = event.value
-        assert message is not None
-        if not self.connected(message.sender, message.to):
-            self._drop(message, "partition")
+        packet = cast(tuple[Message, ...], event.value)
+        first = packet[0]
+        if not self.connected(first.sender, first.to):
+            self._drop(packet, "partition")
             return
         if self.trace.full:
-            self.trace.emit(self.env.now, "deliver", src=message.sender, dst=message.to,
-                            type=type(message).__name__, term=message.term)
-        delivered = self.deliver(message)  # False: no process there to take it
-        if isinstance(message, InstallSnapshot):
-            self.feedback(message, delivered)
+            for message in packet:
+                self.trace.emit(self.env.now, "deliver", src=message.sender, dst=message.to,
+                                type=type(message).__name__, term=message.term)
+        delivered = self.deliver(packet)  # False: no process there to take it
+        for message in packet:
+            if isinstance(message, InstallSnapshot):
+                self.feedback(message, delivered)
 
-    def _drop(self, message: Message, reason: str) -> None:
-        self.dropped += 1
-        if self.trace.full:
-            self.trace.emit(self.env.now, "drop", src=message.sender, dst=message.to,
-                            type=type(message).__name__, term=message.term, reason=reason)
-        if isinstance(message, InstallSnapshot) or (
-                reason == "partition" and isinstance(message, AppendEntries)):
-            self.feedback(message, False)
+    def _drop(self, packet: tuple[Message, ...], reason: str) -> None:
+        self.dropped += len(packet)
+        unreachable = False
+        for message in packet:
+            if self.trace.full:
+                self.trace.emit(self.env.now, "drop", src=message.sender, dst=message.to,
+                                type=type(message).__name__, term=message.term, reason=reason)
+            if isinstance(message, InstallSnapshot):
+                self.feedback(message, False)
+            elif reason == "partition" and isinstance(message, AppendEntries) \
+                    and not unreachable:
+                unreachable = True
+                self.feedback(message, False)
 
 
 __all__ = ["Network"]

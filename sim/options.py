@@ -46,6 +46,8 @@ class RunOptions:
     liveness_budget_ms: int = 15_000
     # Linearizable reads: "safe" (ReadIndex) or "lease" (the leader's lease).
     read_mode: str = "safe"
+    # Mean client think time between operations; None: drawn from the seed.
+    think_ms: float | None = None
     # Write the full trace (every message) to the trace sink.
     full_trace: bool = True
 
@@ -63,6 +65,8 @@ class RunOptions:
                 raise OptionError(f"unknown fault {fault!r}; known: {', '.join(FAULT_KINDS)}")
         if list(self.faults) != sorted(set(self.faults), key=FAULT_KINDS.index):
             raise OptionError("faults must be unique and in canonical order (use parse_faults)")
+        if self.think_ms is not None and self.think_ms < 0:
+            raise OptionError(f"--think must be >= 0, got {self.think_ms}")
         if self.read_mode not in ("safe", "lease"):
             raise OptionError(f"read mode must be safe or lease, got {self.read_mode!r}")
 
@@ -141,6 +145,9 @@ class SimParams:
     # disk
     fsync_ms: tuple[float, float]
     torn_writes: bool
+    # the chance that a crash also corrupts a durable record (the node then
+    # refuses to start: it stays failed until the nemesis replaces it)
+    corrupt_on_crash: float
     # clocks: every node's rate is drawn in [1 - drift, 1 + drift]; clock faults
     # change one node's rate to a value in [1/max_rate, max_rate].
     drift: float
@@ -182,12 +189,14 @@ def draw_params(options: RunOptions, rng: random.Random) -> SimParams:
         spike_ms=(50.0, round(rng.uniform(100.0, 600.0), 3)),
         fsync_ms=(round(rng.uniform(0.1, 0.5), 3), round(rng.uniform(0.5, 5.0), 3)),
         torn_writes=has("crash") and rng.random() < 0.5,
+        corrupt_on_crash=rng.choice((0.0, 0.0, 0.1, 0.3)) if has("crash") else 0.0,
         drift=round(rng.uniform(0.0, 0.001), 6),
         max_clock_rate=round(rng.uniform(1.05, 1.25), 4) if has("clock") else 1.0,
         fault_every_ms=round(rng.uniform(1000.0, 5000.0), 3),
         fault_hold_ms=(500.0, round(rng.uniform(2000.0, 8000.0), 3)),
         keys=rng.randint(3, 10),
-        think_ms=round(rng.uniform(20.0, 400.0), 3),
+        think_ms=(round(rng.uniform(20.0, 400.0), 3) if options.think_ms is None
+                  else options.think_ms),
         client_timeout_ms=float(rng.choice((1000, 2000, 3000))),
         lease_ttl_s=(2, rng.randint(3, 8)),
         watchers=min(options.clients, rng.randint(1, 3)),

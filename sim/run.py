@@ -93,6 +93,8 @@ def replay_command(options: RunOptions) -> str:
     defaults = RunOptions()
     if options.liveness_budget_ms != defaults.liveness_budget_ms:
         parts += ["--liveness-budget", f"{options.liveness_budget_ms}ms"]
+    if options.think_ms is not None:
+        parts += ["--think", f"{options.think_ms:g}ms"]
     if options.read_mode != defaults.read_mode:
         parts += ["--read-mode", options.read_mode]
     return shlex.join(parts)

@@ -105,7 +105,8 @@ class Client:
             request, consistency = self.pick()
             yield from self.execute(request, consistency,
                                     deadline=self.env.now + world.params.client_timeout_ms * 3)
-            yield self.env.timeout(self.rng.expovariate(1.0 / world.params.think_ms))
+            think_ms = world.params.think_ms
+            yield self.env.timeout(self.rng.expovariate(1.0 / think_ms) if think_ms else 0.0)
         yield world.healed
         # Liveness: writes until one succeeds (an indeterminate one proves
         # nothing), within the budget.

@@ -141,9 +141,9 @@ class World:
 
     # -- messages -------------------------------------------------------------------------
 
-    def _deliver(self, message: Any) -> bool:
-        host = self.hosts.get(message.to)
-        return host is not None and host.deliver(message)
+    def _deliver(self, packet: tuple[Any, ...]) -> bool:
+        host = self.hosts.get(packet[0].to)
+        return host is not None and host.deliver(packet)
 
     def _feedback(self, message: Any, delivered: bool) -> None:
         host = self.hosts.get(message.sender)

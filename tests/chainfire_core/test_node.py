@@ -33,6 +33,7 @@ from chainfire_core.node_messages import (
     ReadConsistency,
     StatusRequest,
 )
+from chainfire_core.raft.storage import MemoryStorage
 from chainfire_core.types import LeaseId, NodeId
 
 N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
@@ -214,3 +215,25 @@ def test_a_refused_command_still_takes_its_log_index() -> None:
     for node in cluster.nodes.values():
         node.check_invariants()
         assert node.sm.revision == 4
+
+
+def test_a_member_added_with_an_empty_disk_catches_up() -> None:
+    # Found by the simulator: the only snapshot in storage was the bootstrap
+    # one, whose config does not name the new member, so Raft refused it and
+    # the learner never caught up. Adding a member now snapshots at once.
+    cluster = Cluster(3)
+    cluster.elect(N1)
+    for number in range(5):
+        ok(cluster.request(N1, PutRequest(key=b"k%d" % number, value=b"v")))
+    n4 = NodeId(4)
+    cluster.ids.append(n4)
+    cluster.storages[n4] = MemoryStorage()  # a new process, empty disk
+    cluster.nodes[n4] = cluster._make(n4)
+    ok(cluster.request(N1, MemberAddRequest(peer_urls=("http://n4:2380",), is_learner=True)))
+    cluster.tick(5)
+    learner = cluster.nodes[n4]
+    assert learner.sm.revision == 5
+    assert learner.raw.raft.tracker.conf_state().learners == (n4,)
+    ok(cluster.request(N1, MemberPromoteRequest(id=n4)))
+    cluster.tick(2)
+    assert n4 in cluster.nodes[N1].raw.raft.tracker.conf_state().voters
