@@ -200,9 +200,8 @@ class NodeHost:
             return True
         if self.world.trace.full:
             for message in packet:
-                self.world.trace.emit(self.env.now, "drop", src=message.sender, dst=message.to,
-                                      type=type(message).__name__, term=message.term,
-                                      reason="down")
+                self.world.trace.message(self.env.now, "drop", message.sender, message.to,
+                                         type(message).__name__, message.term, "down")
         return False
 
     def submit(self, request_id: int, request: ClientRequest, consistency: ReadConsistency,

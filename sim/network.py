@@ -116,8 +116,8 @@ class Network:
         trace = self.trace
         if trace.full:
             for message in packet:
-                trace.emit(self.env.now, "send", src=sender, dst=receiver,
-                           type=type(message).__name__, term=message.term)
+                trace.message(self.env.now, "send", sender, receiver,
+                              type(message).__name__, message.term)
         if not self.connected(sender, receiver):
             self._drop(packet, "partition")
             return
@@ -133,8 +133,8 @@ class Network:
             copies = 2
             if trace.full:
                 for message in packet:
-                    trace.emit(self.env.now, "dup", src=sender, dst=receiver,
-                               type=type(message).__name__, term=message.term)
+                    trace.message(self.env.now, "dup", sender, receiver,
+                                  type(message).__name__, message.term)
         for _ in range(copies):
             timer = self.env.timeout(self.latency_ms(sender, receiver), packet)
             timer.callbacks.append(self._arrive)
@@ -147,8 +147,8 @@ class Network:
             return
         if self.trace.full:
             for message in packet:
-                self.trace.emit(self.env.now, "deliver", src=message.sender, dst=message.to,
-                                type=type(message).__name__, term=message.term)
+                self.trace.message(self.env.now, "deliver", message.sender, message.to,
+                                   type(message).__name__, message.term)
         delivered = self.deliver(packet)  # False: no process there to take it
         for message in packet:
             if isinstance(message, InstallSnapshot):
@@ -159,8 +159,8 @@ class Network:
         unreachable = False
         for message in packet:
             if self.trace.full:
-                self.trace.emit(self.env.now, "drop", src=message.sender, dst=message.to,
-                                type=type(message).__name__, term=message.term, reason=reason)
+                self.trace.message(self.env.now, "drop", message.sender, message.to,
+                                   type(message).__name__, message.term, reason)
             if isinstance(message, InstallSnapshot):
                 self.feedback(message, False)
             elif reason == "partition" and isinstance(message, AppendEntries) \
