@@ -167,7 +167,11 @@ class _Reader:
             case "role":
                 self._role(record, t_ms)
             case "phase":
-                self.phases.append((t_ms, str(record.get("phase", "?"))))
+                name = str(record.get("phase", "?"))
+                if self.phases and self.phases[-1][0] == t_ms:  # one line, one label
+                    name = f"{self.phases[-1][1]} + {name}"
+                    self.phases.pop()
+                self.phases.append((t_ms, name))
 
     def _end(self, record: Record, outcome: str) -> None:
         begun = self.pending.pop((int(record["client"]), int(record["op"])), None)

@@ -334,9 +334,12 @@ class Watcher:
                     return
                 if response is None:
                     record.broken = True
+                    world.trace.emit(self.env.now, "watch", stream=record.id, broken=True)
                     broken.succeed()
                     return
-                record.deliveries.append(watch_delivery_json(response))
+                delivery = watch_delivery_json(response)
+                record.deliveries.append(delivery)
+                world.trace.emit(self.env.now, "watch", stream=record.id, delivery=delivery)
                 if response.canceled:
                     record.broken = True
                     broken.succeed()
@@ -352,6 +355,10 @@ class Watcher:
             watch_id = world.hosts[node].open_watch(request, sink)
         except ChainfireError:
             return False  # e.g. start revision compacted away on this node
+        if watch_id is not None:
+            world.trace.emit(self.env.now, "watch", stream=record.id, watcher=self.id,
+                             node=node, start_revision=record.start_revision,
+                             resumes=record.resumes)
         return watch_id is not None
 
 
