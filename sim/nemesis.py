@@ -105,7 +105,7 @@ class Nemesis:
         members = world.endpoints()
         if len(members) < 2:
             return
-        shape = self.rng.choice(partitions.SHAPES)
+        shape = self.rng.choice(partitions.shapes_for(len(members)))
         graph, groups = partitions.build(shape, members, world.leader(), self.rng)
         world.network.partition(partitions.allowed_pairs(graph), frozenset(members))
         self._count("partition")

@@ -28,6 +28,12 @@ from chainfire_core.types import NodeId
 SHAPES = ("halves", "isolate_one", "isolate_leader", "majority_ring", "bridge", "one_way")
 
 
+def shapes_for(size: int) -> tuple[str, ...]:
+    """The shapes that cut something in a cluster of `size` (a ring of three
+    is everyone)."""
+    return tuple(s for s in SHAPES if size >= 4 or s != "majority_ring")
+
+
 def _complete(groups: Sequence[Sequence[NodeId]]) -> nx.DiGraph:
     graph = nx.DiGraph()
     for group in groups:
@@ -54,7 +60,8 @@ def build(shape: str, nodes: Sequence[NodeId], leader: NodeId | None,
     if shape == "majority_ring":
         graph = nx.DiGraph()
         graph.add_nodes_from(nodes)
-        reach = len(nodes) // 2  # neighbours on each side: self + 2*reach >= majority
+        # neighbours on each side: self + 2 * reach >= a majority, < everyone
+        reach = (len(nodes) // 2 + 1) // 2
         for position, node in enumerate(shuffled):
             for step in range(-reach, reach + 1):
                 other = shuffled[(position + step) % len(shuffled)]
@@ -82,4 +89,4 @@ def allowed_pairs(graph: nx.DiGraph) -> frozenset[tuple[NodeId, NodeId]]:
     return frozenset((NodeId(u), NodeId(v)) for u, v in graph.edges())
 
 
-__all__ = ["SHAPES", "allowed_pairs", "build"]
+__all__ = ["SHAPES", "allowed_pairs", "build", "shapes_for"]
