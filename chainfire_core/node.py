@@ -8,7 +8,10 @@ as `ClientResponse`s, each with its request id, a response or a typed
 error. Time enters only through `tick()`.
 
 Writes (put, delete, txn, compact, lease grant/revoke, membership changes)
-are encoded with the origin node and request id and proposed to Raft. A
+are encoded with the origin node and request id and proposed to Raft. Client
+writes are queued and proposed together when the driver next asks for
+`ready()` (group commit: one log append and one message per follower for
+all the writes that arrived since the last Ready). A
 follower forwards them to its leader (or, with `forward_requests` off,
 answers `NotLeader` naming the leader it knows). When the entry is applied
 on the origin node, the state machine's answer goes back to the client. A
@@ -169,6 +172,8 @@ class ChainfireNode:
         self.members.sync(self.raw.raft.tracker.conf_state())
         self.ticks = 0
         self._pending: dict[int, _Pending] = {}
+        # Encoded client writes waiting for the next ready(): (request id, data).
+        self._queued: list[tuple[int, bytes]] = []
         self._responses: list[ClientResponse] = []
         self._last_snapshot_index = snapshot.metadata.index
         # Set when a member was added: its first snapshot must name it.
@@ -271,10 +276,25 @@ class ChainfireNode:
         assert isinstance(request, Command), request
         proposal = Proposal(origin=self.id, request_id=request_id, command=request)
         data = self.codec.encode(proposal)
-        pending = self._track(request_id, request)
-        self.raw.propose(data)  # ProposalDropped propagates to submit
+        self._track(request_id, request)
+        self._queued.append((request_id, data))
+
+    def _flush_proposals(self) -> None:
+        """Propose every queued write as one batch (all or none)."""
+        queued, self._queued = self._queued, []
+        live = [(request_id, data) for request_id, data in queued if request_id in self._pending]
+        if not live:
+            return
+        try:
+            self.raw.propose_batch([data for _, data in live])
+        except ProposalDropped as dropped:
+            for request_id, _ in live:
+                self._fail(request_id, dropped)
+            return
         if self.is_leader:
-            pending.index = self.raw.raft.log.last_index()
+            first = self.raw.raft.log.last_index() - len(live) + 1
+            for offset, (request_id, _) in enumerate(live):
+                self._pending[request_id].index = Index(first + offset)
 
     def _propose_member_change(self, request_id: int, request: ClientRequest) -> None:
         if not self.is_leader and not self.config.forward_requests:
@@ -344,9 +364,10 @@ class ChainfireNode:
         self.raw.report_snapshot(peer, ok=ok)
 
     def has_ready(self) -> bool:
-        return bool(self._responses) or self.raw.has_ready()
+        return bool(self._responses) or bool(self._queued) or self.raw.has_ready()
 
     def ready(self) -> NodeReady:
+        self._flush_proposals()
         raft_ready = self.raw.ready() if self.raw.has_ready() else None
         if raft_ready is not None and raft_ready.soft_state is not None:
             self._on_role_change(raft_ready.soft_state.role == Role.LEADER)

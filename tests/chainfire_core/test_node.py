@@ -237,3 +237,21 @@ def test_a_member_added_with_an_empty_disk_catches_up() -> None:
     ok(cluster.request(N1, MemberPromoteRequest(id=n4)))
     cluster.tick(2)
     assert n4 in cluster.nodes[N1].raw.raft.tracker.conf_state().voters
+
+
+def test_writes_submitted_together_are_proposed_as_one_batch() -> None:
+    cluster = Cluster(3)
+    cluster.elect(N1)
+    leader = cluster.nodes[N1]
+    before = leader.raw.raft.log.last_index()
+    for number in range(1, 6):
+        leader.submit(1000 + number, PutRequest(key=b"k%d" % number, value=b"v"))
+    ready = leader.ready()
+    assert ready.raft is not None
+    assert [e.index for e in ready.raft.entries] == list(range(before + 1, before + 6))
+    appends = [m for m in ready.messages if m.to == N2]
+    assert len(appends) == 1 and len(appends[0].entries) == 5  # one message per follower
+    leader.advance(ready)
+    cluster.pump()
+    for number in range(1, 6):
+        assert cluster.responses[1000 + number].error is None
