@@ -251,6 +251,10 @@ def test_writes_submitted_together_are_proposed_as_one_batch() -> None:
     assert [e.index for e in ready.raft.entries] == list(range(before + 1, before + 6))
     appends = [m for m in ready.messages if m.to == N2]
     assert len(appends) == 1 and len(appends[0].entries) == 5  # one message per follower
+    cluster.storages[N1].append(ready.raft.entries)
+    if ready.raft.hard_state is not None:
+        cluster.storages[N1].set_hard_state(ready.raft.hard_state)
+    cluster.wire.extend(ready.messages)
     leader.advance(ready)
     cluster.pump()
     for number in range(1, 6):
