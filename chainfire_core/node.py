@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from chainfire_core.bugs import check_bugs
 from chainfire_core.codec import Codec
 from chainfire_core.errors import (
     ChainfireError,
@@ -122,12 +123,15 @@ class NodeConfig:
     snapshot_every_entries: int = 10_000
     snapshot_catchup_entries: int = 5_000
     max_pending_requests: int = 10_000
+    # Planted bugs (chainfire_core/bugs.py): simulation only, empty by default.
+    bugs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("tick_ms", "request_timeout_ticks", "lease_checkpoint_interval_ticks",
                      "snapshot_every_entries", "max_pending_requests"):
             if getattr(self, name) <= 0:
                 raise InvalidRequest(f"node config: {name} must be > 0")
+        check_bugs(self.bugs)
         if not 0 <= self.snapshot_catchup_entries <= self.snapshot_every_entries:
             raise InvalidRequest("node config: need 0 <= snapshot_catchup_entries <= "
                                  "snapshot_every_entries")

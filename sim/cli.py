@@ -22,7 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from chainfire_core.errors import ChainfireError
-from sim.options import FAULT_HELP, OptionError, RunOptions, parse_duration_ms, parse_faults
+from sim.options import (
+    FAULT_HELP,
+    OptionError,
+    RunOptions,
+    parse_bugs,
+    parse_duration_ms,
+    parse_faults,
+)
 from sim.run import RunReport, simulate
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_BAD_INPUT = 0, 1, 2, 3
@@ -45,6 +52,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, sweep: bool) -> None:
                         help="after the heal, time to elect a leader and complete a write")
     parser.add_argument("--think", default=None,
                         help="mean client think time between operations (default: drawn)")
+    parser.add_argument("--bugs", default="",
+                        help="planted bugs to reintroduce (simulation only; see hunt --list)")
     parser.add_argument("--read-mode", choices=("safe", "lease"), default="safe",
                         help="linearizable reads by ReadIndex (safe) or the leader's lease")
 
@@ -64,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=0, help="worker processes (0: one per core)")
     sweep.add_argument("--out", help="write one JSON line per seed here")
     sweep.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    hunt = commands.add_parser("hunt", help="find a planted bug: seeds until a check fails")
+    hunt.add_argument("--list", action="store_true", help="print every bug: name, description")
+    hunt.add_argument("--bug", help="the planted bug to hunt")
+    hunt.add_argument("--seeds", default="0:500", help="START:END (end exclusive)")
+    hunt.add_argument("--jobs", type=int, default=0, help="worker processes (0: one per core)")
+    hunt.add_argument("--table", metavar="FILE",
+                      help="hunt every bug and write the results table into FILE")
+    hunt.add_argument("--json", action="store_true")
     replay = commands.add_parser("replay", help="re-run a trace's seed and confirm it reproduces")
     replay.add_argument("trace")
     replay.add_argument("--json", action="store_true")
@@ -75,7 +92,8 @@ def _base_options(args: argparse.Namespace, seed: int, nodes: int) -> RunOptions
                       clients=args.clients, faults=parse_faults(args.faults),
                       liveness_budget_ms=parse_duration_ms(args.liveness_budget),
                       read_mode=args.read_mode,
-                      think_ms=None if args.think is None else parse_duration_ms(args.think))
+                      think_ms=None if args.think is None else parse_duration_ms(args.think),
+                      bugs=parse_bugs(args.bugs))
 
 
 def _print_header(options: RunOptions) -> None:
@@ -162,6 +180,65 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_VIOLATION
 
 
+def cmd_hunt(args: argparse.Namespace) -> int:
+    import os
+
+    from chainfire_core.bugs import BUGS
+    from sim.hunt import baseline, hunt, table
+    from sim.sweep import parse_seeds
+
+    if args.list:
+        for name, description in BUGS.items():
+            print(f"{name}  {description}")
+        return EXIT_OK
+    seeds = parse_seeds(args.seeds)
+    jobs = args.jobs or os.cpu_count() or 1
+    if args.table:
+        rows = []
+        for name in BUGS:
+            result = hunt(name, seeds, jobs=jobs)
+            outcome = f"found at seed {result.first_seed}" if result.found else "not found"
+            print(f"{name}: {outcome} ({result.wall_s:.1f}s)", file=sys.stderr)
+            tried = range(seeds.start, seeds.start + result.seeds_run)
+            rows.append((result, len(baseline(name, tried, jobs=jobs))))
+        _write_table(args.table, table(rows, seeds))
+        print(f"wrote {args.table}")
+        return EXIT_OK if all(r.found and not f for r, f in rows) else EXIT_VIOLATION
+    if args.bug is None:
+        raise OptionError("hunt needs --bug NAME, --list or --table FILE")
+    if args.bug not in BUGS:
+        raise OptionError(f"unknown bug {args.bug!r}; see chainfire-sim hunt --list")
+    result = hunt(args.bug, seeds, jobs=jobs)
+    if args.json:
+        print(json.dumps(result.to_json(), separators=(",", ":")))
+    elif result.found:
+        print(f"{args.bug}: found at seed {result.first_seed} after {result.seeds_run} seed(s), "
+              f"{result.wall_s:.1f}s; caught by {', '.join(result.checks)}")
+        for message in result.messages[:3]:
+            print(f"  {message}")
+        print(f"replay: {result.replay}")
+    else:
+        print(f"{args.bug}: not found in seeds {args.seeds} ({result.wall_s:.1f}s)")
+    return EXIT_OK if result.found else EXIT_VIOLATION
+
+
+TABLE_START, TABLE_END = "<!-- bug-table:start -->", "<!-- bug-table:end -->"
+
+
+def _write_table(path: str, text: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            current = handle.read()
+    except FileNotFoundError:
+        current = f"# Planted bugs\n\n{TABLE_START}\n{TABLE_END}\n"
+    if TABLE_START not in current or TABLE_END not in current:
+        raise OptionError(f"{path} has no {TABLE_START} ... {TABLE_END} markers")
+    head, rest = current.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"{head}{TABLE_START}\n{text}{TABLE_END}{tail}")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from sim.trace import read_trace
 
@@ -207,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "hunt":
+            return cmd_hunt(args)
         return cmd_replay(args)
     except (OptionError, ChainfireError) as error:
         print(f"chainfire-sim: {error}", file=sys.stderr)

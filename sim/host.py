@@ -96,14 +96,20 @@ class NodeHost:
         params = self.world.params
         read_only = (ReadOnlyOption.LEASE_BASED if self.world.options.read_mode == "lease"
                      else ReadOnlyOption.SAFE)
+        bugs = frozenset(self.world.options.bugs)
+        # The bug is the missing protection itself: both off, whatever was drawn.
+        protected = "no_prevote_checkquorum" not in bugs
+        check_quorum = params.check_quorum and protected and \
+            "lease_reads_no_check_quorum" not in bugs
         raft = RaftConfig(id=self.id, election_ticks=params.election_ticks, heartbeat_ticks=1,
-                          pre_vote=params.pre_vote, check_quorum=params.check_quorum,
-                          read_only_option=read_only)
+                          pre_vote=params.pre_vote and protected, check_quorum=check_quorum,
+                          read_only_option=read_only, bugs=bugs)
         return NodeConfig(raft=raft, tick_ms=params.tick_ms,
                           request_timeout_ticks=params.request_timeout_ticks,
                           forward_requests=params.forward_requests,
                           snapshot_every_entries=params.snapshot_every_entries,
-                          snapshot_catchup_entries=params.snapshot_catchup_entries)
+                          snapshot_catchup_entries=params.snapshot_catchup_entries,
+                          bugs=bugs)
 
     def start(self) -> None:
         assert self.state == "down", self.state

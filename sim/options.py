@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from chainfire_core.bugs import BUGS
 from chainfire_core.errors import InvalidRequest
 
 FAULT_KINDS = ("partition", "crash", "pause", "clock", "loss", "dup", "reorder", "membership")
@@ -48,6 +49,8 @@ class RunOptions:
     read_mode: str = "safe"
     # Mean client think time between operations; None: drawn from the seed.
     think_ms: float | None = None
+    # Planted bugs to reintroduce (chainfire_core/bugs.py); none by default.
+    bugs: tuple[str, ...] = ()
     # Write the full trace (every message) to the trace sink.
     full_trace: bool = True
 
@@ -65,6 +68,12 @@ class RunOptions:
                 raise OptionError(f"unknown fault {fault!r}; known: {', '.join(FAULT_KINDS)}")
         if list(self.faults) != sorted(set(self.faults), key=FAULT_KINDS.index):
             raise OptionError("faults must be unique and in canonical order (use parse_faults)")
+        unknown_bugs = sorted(set(self.bugs) - BUGS.keys())
+        if unknown_bugs:
+            raise OptionError(f"unknown bug(s) {', '.join(unknown_bugs)}; "
+                              "see chainfire-sim hunt --list")
+        if list(self.bugs) != sorted(set(self.bugs)):
+            raise OptionError("bugs must be unique and sorted (use parse_bugs)")
         if self.think_ms is not None and self.think_ms < 0:
             raise OptionError(f"--think must be >= 0, got {self.think_ms}")
         if self.read_mode not in ("safe", "lease"):
@@ -76,6 +85,7 @@ class RunOptions:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["faults"] = list(self.faults)
+        out["bugs"] = list(self.bugs)
         return out
 
     @classmethod
@@ -89,6 +99,8 @@ class RunOptions:
         data = dict(value)
         if "faults" in data:
             data["faults"] = parse_faults(",".join(data["faults"]))
+        if "bugs" in data:
+            data["bugs"] = parse_bugs(",".join(data["bugs"]))
         try:
             return cls(**data)
         except TypeError as error:
@@ -107,6 +119,15 @@ def parse_faults(text: str) -> tuple[str, ...]:
         if fault not in FAULT_KINDS:
             raise OptionError(f"unknown fault {fault!r}; known: {', '.join(FAULT_KINDS)}")
     return tuple(f for f in FAULT_KINDS if f in wanted)
+
+
+def parse_bugs(text: str) -> tuple[str, ...]:
+    """`figure8_commit,stale_local_reads` -> a sorted tuple of known bug names."""
+    wanted = sorted({part.strip() for part in text.split(",") if part.strip()})
+    unknown = [name for name in wanted if name not in BUGS]
+    if unknown:
+        raise OptionError(f"unknown bug(s) {', '.join(unknown)}; see chainfire-sim hunt --list")
+    return tuple(wanted)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
@@ -210,6 +231,7 @@ __all__ = [
     "RunOptions",
     "SimParams",
     "draw_params",
+    "parse_bugs",
     "parse_duration_ms",
     "parse_faults",
 ]

@@ -95,6 +95,8 @@ def replay_command(options: RunOptions) -> str:
         parts += ["--liveness-budget", f"{options.liveness_budget_ms}ms"]
     if options.think_ms is not None:
         parts += ["--think", f"{options.think_ms:g}ms"]
+    if options.bugs:
+        parts += ["--bugs", ",".join(options.bugs)]
     if options.read_mode != defaults.read_mode:
         parts += ["--read-mode", options.read_mode]
     return shlex.join(parts)

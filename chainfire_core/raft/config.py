@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from chainfire_core.bugs import check_bugs
 from chainfire_core.errors import InvalidRequest
 from chainfire_core.types import Index, NodeId
 
@@ -50,6 +51,8 @@ class RaftConfig:
     applied: Index = Index(0)  # noqa: RUF009  (NewType call is free)
     # Pending ReadIndex requests the leader queues (a bound, not a rate).
     max_pending_read_index: int = 4_096
+    # Planted bugs (chainfire_core/bugs.py): simulation only, empty by default.
+    bugs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.id <= 0:
@@ -64,7 +67,9 @@ class RaftConfig:
                 raise InvalidRequest(f"raft config: {name} must be > 0")
         if self.max_uncommitted_entries_bytes < 0 or self.max_inflight_bytes < 0:
             raise InvalidRequest("raft config: byte limits must be >= 0")
-        if self.read_only_option == ReadOnlyOption.LEASE_BASED and not self.check_quorum:
+        check_bugs(self.bugs)
+        if self.read_only_option == ReadOnlyOption.LEASE_BASED and not self.check_quorum \
+                and "lease_reads_no_check_quorum" not in self.bugs:
             raise InvalidRequest("raft config: lease-based reads need check_quorum")
         if self.applied < 0:
             raise InvalidRequest("raft config: applied must be >= 0")
