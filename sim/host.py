@@ -43,6 +43,7 @@ from chainfire_core.node_messages import ClientRequest, ClientResponse, ReadCons
 from chainfire_core.raft.config import RaftConfig, ReadOnlyOption
 from chainfire_core.raft.messages import AppendResponse, Message, RequestVote, VoteResponse
 from chainfire_core.raft.raft import Role
+from chainfire_core.raft.rawnode import Ready
 from chainfire_core.raft.storage import MemoryStorage
 from chainfire_core.types import NodeId, WatchId
 from sim.disk import CorruptLog, DiskOptions, SimDisk
@@ -55,6 +56,8 @@ ROLE_NAMES = {Role.FOLLOWER: "follower", Role.CANDIDATE: "candidate", Role.LEADE
 # How often (in ticks) each node's invariants are checked while it runs.
 INVARIANT_EVERY_TICKS = 5
 WATCH_POLL_RESPONSES = 64
+# How late the planted fsync bugs flush what they acknowledged early.
+LAZY_FSYNC_MS = 1000.0
 
 Reply = Callable[[ClientResponse], None]
 StreamSink = Callable[[WatchResponse | None], None]  # None: the stream broke
@@ -83,7 +86,9 @@ class NodeHost:
         self.node: ChainfireNode | None = None
         self._busy = False
         self._inbox: list[Message] = []
-        self._parked: tuple[NodeReady, int, int] | None = None
+        self._parked: tuple[NodeReady, int, int, bool] | None = None
+        # The last write the planted fsync bugs left unsynced (0: none).
+        self._lazy_seq = 0
         self._replies: dict[int, Reply] = {}
         self._streams: dict[WatchId, _Stream] = {}
         self._role = Role.FOLLOWER
@@ -118,8 +123,12 @@ class NodeHost:
         self.node = ChainfireNode(self._config(), self.disk.storage, rng)
         self.state = "up"
         self._busy = False
+        self._lazy_seq = 0
         self._role = Role.FOLLOWER
         self._schedule_tick(self.epoch, self._phase_ms)
+        if {"ack_before_fsync", "unpersisted_vote"} & set(self.world.options.bugs):
+            timer = self.env.timeout(LAZY_FSYNC_MS, self.epoch)
+            timer.callbacks.append(self._lazy_flush)
 
     def crash(self) -> None:
         if self.state in ("down", "failed"):
@@ -165,7 +174,8 @@ class NodeHost:
             node.step(message)
         parked, self._parked = self._parked, None
         if parked is not None:
-            self._persisted(*parked)
+            ready, seq, epoch, checked = parked
+            self._persisted(ready, seq, epoch, checked=checked)
         else:
             self.kick()
 
@@ -254,30 +264,59 @@ class NodeHost:
             seq = self.disk.write(raft)
             if self.world.trace.full:
                 self._trace_persist(ready)
+            if self._lazy(raft):
+                # planted bug: ack_before_fsync / unpersisted_vote — the reply
+                # leaves now; the fsync happens whenever the lazy flush runs.
+                self._lazy_seq = seq
+                self._persisted(ready, 0, self.epoch, checked=False)
+                return
             timer = self.env.timeout(self.disk.io_delay_ms(), (ready, seq, self.epoch))
             timer.callbacks.append(self._on_persisted)
         else:
             self._persisted(ready, 0, self.epoch)
 
+    def _lazy(self, raft: Ready) -> bool:
+        bugs = self.world.options.bugs
+        if not bugs:
+            return False
+        if raft.entries:
+            return "ack_before_fsync" in bugs
+        return "unpersisted_vote" in bugs and raft.snapshot is None
+
+    def _lazy_flush(self, event: simpy.Event) -> None:
+        """The planted fsync bugs' periodic flush (a page cache written back late)."""
+        if event.value != self.epoch:
+            return
+        if self.state == "up" and self._lazy_seq:
+            self.disk.sync(self._lazy_seq)
+            self._lazy_seq = 0
+        timer = self.env.timeout(LAZY_FSYNC_MS, self.epoch)
+        timer.callbacks.append(self._lazy_flush)
+
     def _on_persisted(self, event: simpy.Event) -> None:
         ready, seq, epoch = cast(tuple[NodeReady, int, int], event.value)
         self._persisted(ready, seq, epoch)
 
-    def _persisted(self, ready: NodeReady, seq: int, epoch: int) -> None:
+    def _persisted(self, ready: NodeReady, seq: int, epoch: int, *,
+                   checked: bool = True) -> None:
         if epoch != self.epoch:
             return  # crashed while the write was in flight: it is lost
         if self.state == "paused":
-            self._parked = (ready, seq, epoch)
+            self._parked = (ready, seq, epoch, checked)
             return
         node = self.node
         assert node is not None
         if seq:
             self.disk.sync(seq)
+            self._lazy_seq = 0 if seq >= self._lazy_seq else self._lazy_seq
         world = self.world
         raft = ready.raft
         if raft is not None:
-            for message in raft.messages:
-                self._assert_durable(message)
+            # planted bug: ack_before_fsync / unpersisted_vote — that driver
+            # does not know the persistence rule, so it cannot check it.
+            if checked and not self._lazy_seq:
+                for message in raft.messages:
+                    self._assert_durable(message)
             world.network.send_all(raft.messages)
             if raft.committed_entries:
                 world.monitor.applied(self.id, raft.committed_entries, self.env.now)

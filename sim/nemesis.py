@@ -6,8 +6,9 @@ the enabled fault classes and starts a fault, held for a drawn duration
 
 - partition: a shape from sim/partitions.py over the current members
   (isolate_leader targets the current leader); one at a time;
-- crash: kill a node (the leader half of the time), restart it later; its
-  unsynced writes are lost (and with torn writes, a half-written tail);
+- crash: kill a node (the leader half of the time), restart it later (half
+  the time within 300 ms, as a supervisor would); its unsynced writes are
+  lost (and with torn writes, a half-written tail);
 - pause: freeze a node (the leader half of the time), resume it later;
 - clock: set a node's clock rate in [1/max_rate, max_rate], reset it later;
 - membership: add a learner and promote it, remove a voter, or replace one
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 
 EVENT_KINDS = ("partition", "crash", "pause", "clock", "membership")
 ADMIN_TIMEOUT_MS = 2000.0
+# Half the crashes are restarted at once by a supervisor (systemd, kubelet):
+# the node is back while the election it left is still going on.
+QUICK_RESTART = 0.5
+QUICK_RESTART_MS = (20.0, 300.0)
 
 
 class Nemesis:
@@ -143,6 +148,8 @@ class Nemesis:
                 record = host.disk.corrupt_random_record()
                 self._count("corrupt")
                 self._emit("corrupt", node=victim, record=record)
+            if self.rng.random() < QUICK_RESTART:
+                hold_ms = self.rng.uniform(*QUICK_RESTART_MS)  # a supervisor restarts it
             self._later(hold_ms, self.restart, victim)
         else:
             self._emit("pause", node=victim, leader=victim == leader)
