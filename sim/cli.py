@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(sweep, sweep=True)
     sweep.add_argument("--jobs", type=int, default=0, help="worker processes (0: one per core)")
     sweep.add_argument("--out", help="write one JSON line per seed here")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run the seeds on this Dask scheduler's workers instead of "
+                       "local processes (--jobs unused; needs chainfire[dask])")
     sweep.add_argument("--json", action="store_true", help="print one JSON object at the end")
     hunt = commands.add_parser("hunt", help="find a planted bug: seeds until a check fails")
     hunt.add_argument("--list", action="store_true", help="print every bug: name, description")
@@ -165,9 +168,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     base = _base_options(args, 0, node_counts[0])
     runs = [options_for(base, seed, node_counts) for seed in seeds]
     jobs = args.jobs or os.cpu_count() or 1
-    results = sweep(runs, jobs=jobs, progress=ProgressBar())
+    results = sweep(runs, jobs=jobs, progress=ProgressBar(), scheduler=args.scheduler)
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as out:
+        with open(args.out, "w", encoding="utf-8", newline="\n") as out:
             for result in results:
                 out.write(json.dumps(result.to_json(), separators=(",", ":")) + "\n")
     if args.json:

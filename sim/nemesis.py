@@ -1,14 +1,19 @@
-"""The nemesis: a fault schedule drawn from the seed.
+"""The nemesis: a fault schedule drawn from the seed, or given as a script.
 
 During the safety phase, every exponential(`fault_every_ms`) it picks one of
-the enabled fault classes and starts a fault, held for a drawn duration
-(`fault_hold_ms`) and then undone:
+the enabled fault classes and *draws* a `FaultEvent` (sim/schedule.py) with
+every choice made concrete — which node, which partition sides, how long —
+then *applies* it; a fault is undone after its hold time. Every applied
+event is recorded (`recorded`), so a run's schedule can be written out,
+shrunk and replayed: with `script` given, the nemesis applies exactly those
+events at their times and draws nothing.
 
 - partition: a shape from sim/partitions.py over the current members
   (isolate_leader targets the current leader); one at a time;
 - crash: kill a node (the leader half of the time), restart it later (half
   the time within 300 ms, as a supervisor would); its unsynced writes are
-  lost (and with torn writes, a half-written tail);
+  lost (and with torn writes, a half-written tail); sometimes a durable
+  record is corrupted and the node refuses to start until replaced;
 - pause: freeze a node (the leader half of the time), resume it later;
 - clock: set a node's clock rate in [1/max_rate, max_rate], reset it later;
 - membership: add a learner and promote it, remove a voter, or replace one
@@ -17,15 +22,16 @@ the enabled fault classes and starts a fault, held for a drawn duration
 - loss, dup, reorder: not events but the network's rates during the phase.
 
 At most half the nodes are crashed or paused at once, and the voter count
-stays between 3 (or the initial size, if smaller) and the initial size + 1.
-`heal_all` undoes everything at the end of the safety phase; a generation
-counter turns the pending undo timers into no-ops.
+stays between 3 (or the initial size, if smaller) and the initial size + 1;
+a scripted event that is no longer possible (its node is down or gone) is
+skipped. `heal_all` undoes everything at the end of the safety phase; a
+generation counter turns the pending undo timers into no-ops.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -43,6 +49,7 @@ from chainfire_core.node_messages import (
 from chainfire_core.types import NodeId
 from sim import partitions
 from sim.clock import draw_fault_rate
+from sim.schedule import FaultEvent, round_ms
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -56,10 +63,12 @@ QUICK_RESTART_MS = (20.0, 300.0)
 
 
 class Nemesis:
-    def __init__(self, world: World, rng: random.Random) -> None:
+    def __init__(self, world: World, rng: random.Random,
+                 script: Sequence[FaultEvent] | None = None) -> None:
         self.world = world
         self.env = world.env
         self.rng = rng
+        self.script = None if script is None else sorted(script, key=lambda e: e.at_ms)
         self.kinds = [k for k in EVENT_KINDS if world.options.has(k)]
         self.generation = 0
         self.down: set[NodeId] = set()  # crashed or paused, by us
@@ -67,6 +76,7 @@ class Nemesis:
         self.clock_faulted: set[NodeId] = set()
         self.membership_busy = False
         self.counts: dict[str, int] = {}
+        self.recorded: list[FaultEvent] = []
         self.min_voters = min(3, world.options.nodes)
         self.max_voters = world.options.nodes + 1
 
@@ -74,21 +84,106 @@ class Nemesis:
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
     def run(self) -> Generator[simpy.Event, Any, None]:
+        if self.script is not None:
+            for event in self.script:
+                if event.at_ms >= self.world.options.duration_ms:
+                    return
+                yield self.env.timeout(max(0.0, event.at_ms - self.env.now))
+                self.apply(event)
+            return
         params = self.world.params
         while self.kinds:
-            yield self.env.timeout(self.rng.expovariate(1.0 / params.fault_every_ms))
+            at = round_ms(self.env.now + self.rng.expovariate(1.0 / params.fault_every_ms))
+            yield self.env.timeout(at - self.env.now)
             if self.world.safety_over:
                 return
             kind = self.rng.choice(self.kinds)
-            hold = self.rng.uniform(*params.fault_hold_ms)
-            if kind == "partition":
-                self.partition(hold)
-            elif kind in ("crash", "pause"):
-                self.process_fault(kind, hold)
-            elif kind == "clock":
-                self.clock(hold)
-            elif kind == "membership" and not self.membership_busy:
-                self.env.process(self.membership())
+            hold = round_ms(self.rng.uniform(*params.fault_hold_ms))
+            drawn = self.draw(kind, at, hold)
+            if drawn is not None:
+                self.apply(drawn)
+
+    # -- drawing: every choice made concrete ----------------------------------------------
+
+    def draw(self, kind: str, at: float, hold: float) -> FaultEvent | None:
+        world = self.world
+        members = world.endpoints()
+        if kind == "partition":
+            if len(members) < 2:
+                return None
+            shape = self.rng.choice(partitions.shapes_for(len(members)))
+            spec = partitions.draw(shape, members, world.leader(), self.rng)
+            return FaultEvent(at_ms=at, kind=kind, hold_ms=hold, partition=spec)
+        if kind in ("crash", "pause"):
+            candidates = [n for n in members if n not in self.down
+                          and world.hosts[n].state == "up"]
+            if not candidates:
+                return None
+            leader = world.leader()
+            victim = leader if leader in candidates and self.rng.random() < 0.5 \
+                else self.rng.choice(candidates)
+            corrupt = False
+            if kind == "crash":
+                params = world.params
+                corrupt = bool(params.corrupt_on_crash and len(members) >= 3
+                               and self.rng.random() < params.corrupt_on_crash)
+                if self.rng.random() < QUICK_RESTART:
+                    hold = round_ms(self.rng.uniform(*QUICK_RESTART_MS))
+            return FaultEvent(at_ms=at, kind=kind, hold_ms=hold, node=victim, corrupt=corrupt)
+        if kind == "clock":
+            candidates = [n for n in members if n not in self.clock_faulted]
+            if not candidates:
+                return None
+            rate = round(draw_fault_rate(self.rng, world.params), 4)
+            return FaultEvent(at_ms=at, kind=kind, hold_ms=hold,
+                              node=self.rng.choice(candidates), rate=rate)
+        if kind == "membership" and not self.membership_busy:
+            return self._draw_membership(at)
+        return None
+
+    def _draw_membership(self, at: float) -> FaultEvent | None:
+        voters = self.world.voters()
+        choices = []
+        if len(voters) < self.max_voters:
+            choices.append("add")
+        if len(voters) > self.min_voters:
+            choices.append("remove")
+        if len(voters) >= self.min_voters:
+            choices.append("replace")
+        if self.failed() and len(voters) < self.max_voters:
+            choices = ["replace"]
+        if not choices:
+            return None
+        action = self.rng.choice(choices)
+        if action == "add":
+            return FaultEvent(at_ms=at, kind="member", action=action)
+        # A member whose disk is corrupt is the one to replace.
+        victims = [v for v in voters if v in self.failed()] or [
+            v for v in voters if v not in self.down]
+        if not victims:
+            return None
+        return FaultEvent(at_ms=at, kind="member", action=action,
+                          node=self.rng.choice(victims))
+
+    # -- applying -----------------------------------------------------------------------
+
+    def apply(self, event: FaultEvent) -> None:
+        if self.world.safety_over:
+            return
+        applied = False
+        match event.kind:
+            case "partition":
+                applied = self.partition(event)
+            case "crash" | "pause":
+                applied = self.process_fault(event)
+            case "clock":
+                applied = self.clock(event)
+            case "member":
+                if not self.membership_busy:
+                    self.env.process(self.membership(event))
+                    applied = True
+        if applied:
+            self.recorded.append(event)
 
     def _later(self, delay_ms: float, undo: Any, *args: Any) -> None:
         generation = self.generation
@@ -103,59 +198,51 @@ class Nemesis:
     def _emit(self, kind: str, **fields: Any) -> None:
         self.world.trace.emit(self.env.now, "fault", kind=kind, **fields)
 
-    # -- network ---------------------------------------------------------------------
-
-    def partition(self, hold_ms: float) -> None:
-        world = self.world
-        members = world.endpoints()
-        if len(members) < 2:
-            return
-        shape = self.rng.choice(partitions.shapes_for(len(members)))
-        graph, groups = partitions.build(shape, members, world.leader(), self.rng)
-        world.network.partition(partitions.allowed_pairs(graph), frozenset(members))
+    def partition(self, event: FaultEvent) -> bool:
+        spec = event.partition
+        assert spec is not None
+        members = self.world.endpoints()
+        self.world.network.partition(partitions.allowed_pairs(partitions.graph(spec)),
+                                     frozenset(members))
         self._count("partition")
-        self._emit("partition", name=shape, groups=groups, hold_ms=round(hold_ms, 3))
-        self._later(hold_ms, self.heal_partition)
+        self._emit("partition", name=spec.shape, groups=[list(g) for g in spec.groups],
+                   hold_ms=event.hold_ms)
+        self._later(event.hold_ms, self.heal_partition)
+        return True
 
     def heal_partition(self) -> None:
         if self.world.network.partitioned:
             self.world.network.heal()
             self._emit("heal")
 
-    # -- processes -----------------------------------------------------------------------
-
-    def process_fault(self, kind: str, hold_ms: float) -> None:
+    def process_fault(self, event: FaultEvent) -> bool:
         world = self.world
-        candidates = [n for n in world.endpoints() if n not in self.down
-                      and world.hosts[n].state == "up"]
+        victim = event.node
+        assert victim is not None
+        if not world.has_node(victim) or victim in self.down \
+                or world.hosts[victim].state != "up":
+            return False
         unavailable = len(self.down) + len(self.failed())
-        if not candidates or unavailable + 1 > max(1, len(world.endpoints()) // 2):
-            return
-        leader = world.leader()
-        if leader in candidates and self.rng.random() < 0.5:
-            victim = leader
-        else:
-            victim = self.rng.choice(candidates)
+        if unavailable + 1 > max(1, len(world.endpoints()) // 2):
+            return False
         self.down.add(victim)
-        self._count(kind)
+        self._count(event.kind)
         host = world.hosts[victim]
-        if kind == "crash":
-            self._emit("crash", node=victim, leader=victim == leader)
+        was_leader = victim == world.leader()
+        if event.kind == "crash":
+            self._emit("crash", node=victim, leader=was_leader)
             host.crash()
-            params = world.params
-            if (params.corrupt_on_crash and not self.failed() and len(world.endpoints()) >= 3
-                    and self.rng.random() < params.corrupt_on_crash):
+            if event.corrupt and not self.failed():
                 record = host.disk.corrupt_random_record()
                 self._count("corrupt")
                 self._emit("corrupt", node=victim, record=record)
-            if self.rng.random() < QUICK_RESTART:
-                hold_ms = self.rng.uniform(*QUICK_RESTART_MS)  # a supervisor restarts it
-            self._later(hold_ms, self.restart, victim)
+            self._later(event.hold_ms, self.restart, victim)
         else:
-            self._emit("pause", node=victim, leader=victim == leader)
+            self._emit("pause", node=victim, leader=was_leader)
             host.pause()
             self.paused.add(victim)
-            self._later(hold_ms, self.resume, victim)
+            self._later(event.hold_ms, self.resume, victim)
+        return True
 
     def failed(self) -> list[NodeId]:
         """Members whose disk is corrupt: they refuse to start until replaced."""
@@ -175,18 +262,18 @@ class Nemesis:
             self._emit("resume", node=node)
             self.world.hosts[node].resume()
 
-    def clock(self, hold_ms: float) -> None:
+    def clock(self, event: FaultEvent) -> bool:
         world = self.world
-        candidates = [n for n in world.endpoints() if n not in self.clock_faulted]
-        if not candidates:
-            return
-        node = self.rng.choice(candidates)
-        rate = draw_fault_rate(self.rng, world.params)
+        node = event.node
+        assert node is not None
+        if not world.has_node(node) or node in self.clock_faulted:
+            return False
         self.clock_faulted.add(node)
         self._count("clock")
-        world.hosts[node].set_rate(rate * world.base_rates[node])
-        self._emit("clock", node=node, rate=round(rate, 4))
-        self._later(hold_ms, self.reset_clock, node)
+        world.hosts[node].set_rate(event.rate * world.base_rates[node])
+        self._emit("clock", node=node, rate=event.rate)
+        self._later(event.hold_ms, self.reset_clock, node)
+        return True
 
     def reset_clock(self, node: NodeId) -> None:
         self.clock_faulted.discard(node)
@@ -196,33 +283,18 @@ class Nemesis:
 
     # -- membership --------------------------------------------------------------------
 
-    def membership(self) -> Generator[simpy.Event, Any, None]:
+    def membership(self, event: FaultEvent) -> Generator[simpy.Event, Any, None]:
         self.membership_busy = True
         try:
-            voters = self.world.voters()
-            choices = []
-            if len(voters) < self.max_voters:
-                choices.append("add")
-            if len(voters) > self.min_voters:
-                choices.append("remove")
-            if len(voters) >= self.min_voters:
-                choices.append("replace")
-            if self.failed() and len(voters) < self.max_voters:
-                choices = ["replace"]
-            if not choices:
-                return
-            action = self.rng.choice(choices)
-            if action in ("add", "replace"):
+            if event.action in ("add", "replace"):
                 added = yield from self.add_member()
-                if added is None or action == "add":
+                if added is None or event.action == "add":
                     return
-            if action in ("remove", "replace"):
-                # A member whose disk is corrupt is the one to replace.
-                victims = [v for v in self.world.voters() if v in self.failed()] or [
-                    v for v in self.world.voters() if v not in self.down]
-                if len(self.world.voters()) <= self.min_voters or not victims:
-                    return
-                yield from self.remove_member(self.rng.choice(victims))
+            victim = event.node
+            assert victim is not None
+            if not self.world.has_node(victim) or len(self.world.voters()) <= self.min_voters:
+                return
+            yield from self.remove_member(victim)
         finally:
             self.membership_busy = False
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from sim.checks import CheckOutcome, run_checks
 from sim.options import FAULT_KINDS, RunOptions, SimParams
+from sim.schedule import FaultEvent
 from sim.trace import Trace
 from sim.world import World
 
@@ -42,6 +44,8 @@ class RunReport:
     trace_sha256: str
     trace_lines: int
     summary_records: tuple[dict[str, Any], ...]
+    # The faults the nemesis applied, concrete (a schedule can replay them).
+    events: tuple[FaultEvent, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -109,11 +113,14 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def simulate(options: RunOptions, *, sink: IO[str] | None = None) -> RunReport:
-    """Run `options.seed`; write the trace to `sink` when given."""
+def simulate(options: RunOptions, *, sink: IO[str] | None = None,
+             script: Sequence[FaultEvent] | None = None) -> RunReport:
+    """Run `options.seed`; write the trace to `sink` when given. With
+    `script`, the nemesis applies exactly those fault events instead of
+    drawing its own."""
     started = time.perf_counter()  # reporting only: nothing simulated reads it
     trace = Trace(full=options.full_trace, sink=sink)
-    world = World(options, trace)
+    world = World(options, trace, script)
     trace.emit(0.0, "run", version=TRACE_VERSION, seed=options.seed,
                options=options.to_json(), params=world.params.to_json(),
                nodes=list(range(1, options.nodes + 1)))
@@ -137,7 +144,8 @@ def simulate(options: RunOptions, *, sink: IO[str] | None = None) -> RunReport:
         latency_p99_ms=_percentile(history.latencies_ms, 0.99),
         simulated_ms=world.env.now, wall_s=time.perf_counter() - started,
         messages_sent=world.network.sent, trace_sha256=trace.sha256(),
-        trace_lines=trace.lines, summary_records=tuple(trace.summary))
+        trace_lines=trace.lines, summary_records=tuple(trace.summary),
+        events=tuple(world.nemesis.recorded))
 
 
 __all__ = ["FAULT_KINDS", "TRACE_VERSION", "RunReport", "replay_command", "simulate"]

@@ -1,9 +1,11 @@
 """Many seeds in parallel processes, with a progress bar.
 
 Each seed is an independent `simulate` call in a worker process (the
-standard library's process pool); results come back as `SeedResult`s in
-completion order and are reported sorted by seed, so the printed table does
-not depend on scheduling.
+standard library's process pool), or a task on a Dask distributed cluster
+when a scheduler address is given (the optional `chainfire[dask]` extra,
+imported only then); results come back as `SeedResult`s in completion order
+and are reported sorted by seed, so the printed table does not depend on
+scheduling.
 """
 
 from __future__ import annotations
@@ -71,8 +73,13 @@ def run_seed(options: RunOptions) -> SeedResult:
 
 
 def sweep(runs: Iterable[RunOptions], *, jobs: int,
-          progress: Callable[[int, int, int], None] | None = None) -> list[SeedResult]:
-    """Run every option set; `progress(done, total, failures)` after each."""
+          progress: Callable[[int, int, int], None] | None = None,
+          scheduler: str | None = None) -> list[SeedResult]:
+    """Run every option set; `progress(done, total, failures)` after each.
+
+    With `scheduler` (a Dask scheduler's `tcp://HOST:PORT`) the seeds run on
+    that cluster's workers and `jobs` is not used.
+    """
     runs = list(runs)
     results: list[SeedResult] = []
     failures = 0
@@ -84,7 +91,9 @@ def sweep(runs: Iterable[RunOptions], *, jobs: int,
         if progress is not None:
             progress(len(results), len(runs), failures)
 
-    if jobs <= 1:
+    if scheduler is not None:
+        _sweep_on_dask(runs, scheduler, record)
+    elif jobs <= 1:
         for options in runs:
             record(run_seed(options))
     else:
@@ -93,6 +102,31 @@ def sweep(runs: Iterable[RunOptions], *, jobs: int,
             for future in as_completed(futures):
                 record(future.result())
     return sorted(results, key=lambda r: r.seed)
+
+
+def _sweep_on_dask(runs: Sequence[RunOptions], scheduler: str,
+                   record: Callable[[SeedResult], None]) -> None:
+    """Submit one `run_seed` task per option set; record each as it completes."""
+    if not scheduler.startswith("tcp://"):
+        raise OptionError(f"bad --scheduler {scheduler!r}: a Dask scheduler address "
+                          "like tcp://HOST:8786")
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        raise OptionError("--scheduler needs Dask distributed, which is not installed: "
+                          "pip install chainfire[dask]") from None
+    try:
+        client = Client(scheduler)
+    except OSError as error:
+        raise OptionError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+    with client:
+        # pure=False: every submission is its own task, even for equal options.
+        futures = [client.submit(run_seed, options, pure=False) for options in runs]
+        for future in dask_completed(futures):
+            result = future.result()
+            assert isinstance(result, SeedResult), type(result)
+            record(result)
 
 
 class ProgressBar:

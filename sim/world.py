@@ -26,7 +26,7 @@ the host) stops the run at once; `run()` returns it as `aborted`.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from sim.network import Network
 from sim.options import RunOptions, SimParams, draw_params
 from sim.recorder import History
 from sim.rng import RngTree
+from sim.schedule import FaultEvent
 from sim.trace import Trace
 from sim.workload import REFUSED, Client, Watcher
 
@@ -52,7 +53,8 @@ CLIENT_LATENCY_MS = (0.1, 1.0)
 
 
 class World:
-    def __init__(self, options: RunOptions, trace: Trace) -> None:
+    def __init__(self, options: RunOptions, trace: Trace,
+                 script: Sequence[FaultEvent] | None = None) -> None:
         self.options = options
         self.rngs = RngTree(options.seed)
         self.params: SimParams = draw_params(options, self.rngs.child("params"))
@@ -83,7 +85,7 @@ class World:
                         for c in range(1, options.clients + 1)]
         self.watchers = [Watcher(self, w, self.rngs.child(f"watcher/{w}"))
                          for w in range(1, self.params.watchers + 1)]
-        self.nemesis = Nemesis(self, self.rngs.child("nemesis"))
+        self.nemesis = Nemesis(self, self.rngs.child("nemesis"), script)
 
     # -- membership of the world ------------------------------------------------------
 
