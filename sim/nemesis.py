@@ -68,6 +68,9 @@ class Nemesis:
         self.world = world
         self.env = world.env
         self.rng = rng
+        # The operator's own choices (which node to ask), apart from the
+        # schedule's draws, so a scripted replay makes the same ones.
+        self.admin_rng = world.rngs.child("nemesis/admin")
         self.script = None if script is None else sorted(script, key=lambda e: e.at_ms)
         self.kinds = [k for k in EVENT_KINDS if world.options.has(k)]
         self.generation = 0
@@ -329,7 +332,7 @@ class Nemesis:
     def admin(self, request: ClientRequest) -> Generator[simpy.Event, Any, object]:
         """An operator's call: to the leader it knows, following hints, a few tries."""
         world = self.world
-        target = world.leader() or self.rng.choice(world.endpoints())
+        target = world.leader() or self.admin_rng.choice(world.endpoints())
         for _attempt in range(5):
             done = self.env.event()
 
@@ -354,7 +357,7 @@ class Nemesis:
             if answer is None:
                 return None  # unknown outcome: leave it
             yield self.env.timeout(200.0)
-            target = world.leader() or self.rng.choice(world.endpoints())
+            target = world.leader() or self.admin_rng.choice(world.endpoints())
         return None
 
     # -- the end of the safety phase -------------------------------------------------------
