@@ -84,8 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     hunt.add_argument("--table", metavar="FILE",
                       help="hunt every bug and write the results table into FILE")
     hunt.add_argument("--json", action="store_true")
+    shrink = commands.add_parser("shrink", help="shrink a failing seed to a small replay script")
+    _add_run_options(shrink, sweep=False)
+    shrink.add_argument("--check", help="the check that must keep failing (default: the first)")
+    shrink.add_argument("--out", help="write the schedule here (default: seed-N.schedule)")
+    shrink.add_argument("--budget", type=int, default=200, help="at most this many runs")
     replay = commands.add_parser("replay", help="re-run a trace's seed and confirm it reproduces")
-    replay.add_argument("trace")
+    replay.add_argument("trace", help="a trace (JSON Lines) or a schedule file")
     replay.add_argument("--json", action="store_true")
     return parser
 
@@ -220,6 +225,9 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         for message in result.messages[:3]:
             print(f"  {message}")
         print(f"replay: {result.replay}")
+        if result.replay:
+            shrink = result.replay.replace("chainfire-sim run", "chainfire-sim shrink", 1)
+            print(f"shrink: {shrink}")
     else:
         print(f"{args.bug}: not found in seeds {args.seeds} ({result.wall_s:.1f}s)")
     return EXIT_OK if result.found else EXIT_VIOLATION
@@ -242,8 +250,60 @@ def _write_table(path: str, text: str) -> None:
         handle.write(f"{head}{TABLE_START}\n{text}{TABLE_END}{tail}")
 
 
+def cmd_shrink(args: argparse.Namespace) -> int:
+    from sim.shrink import shrink_seed
+
+    options = _base_options(args, args.seed, args.nodes)
+    _print_header(options)
+    try:
+        schedule, stats = shrink_seed(options, check=args.check, budget_runs=args.budget,
+                                      log=print)
+    except ValueError as error:
+        print(f"chainfire-sim: {error}", file=sys.stderr)
+        return EXIT_VIOLATION
+    path = args.out or f"seed-{options.seed}.schedule"
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        out.write(schedule.to_text())
+    print(f"shrunk in {stats.runs} runs: {stats.before} -> {stats.after}; "
+          f"{schedule.expect} still fails")
+    print(f"wrote {path}; replay: chainfire-sim replay {path}")
+    print(schedule.to_text(), end="")
+    return EXIT_OK
+
+
+def cmd_replay_schedule(path: str, text: str, as_json: bool) -> int:
+    from sim.schedule import parse_schedule
+
+    schedule = parse_schedule(text, path)
+    report = simulate(schedule.options, script=schedule.events)
+    failed = [c.name for c in report.checks if c.status != "pass"]
+    held = (not failed) if schedule.expect == "ok" else schedule.expect in failed
+    if as_json:
+        print(json.dumps({"schedule": path, "expect": schedule.expect, "reproduced": held,
+                          "failed_checks": failed}, separators=(",", ":")))
+    elif held:
+        what = "every check passed" if schedule.expect == "ok" else f"{schedule.expect} failed"
+        print(f"reproduced: {path}: {what}, as expected")
+    else:
+        print(f"NOT REPRODUCED: {path}: expected {schedule.expect}, got "
+              f"{', '.join(failed) or 'every check passing'}")
+    for check in report.checks:
+        for message in check.messages[:2]:
+            print(f"  {check.name}: {message}")
+    return EXIT_OK if held else EXIT_VIOLATION
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
+    from sim.schedule import HEADER
     from sim.trace import read_trace
+
+    try:
+        with open(args.trace, encoding="utf-8") as handle:
+            first = handle.readline().strip()
+            if first == HEADER:
+                return cmd_replay_schedule(args.trace, first + "\n" + handle.read(), args.json)
+    except OSError as error:
+        raise OptionError(f"cannot read {args.trace}: {error.strerror}") from None
 
     try:
         records = read_trace(args.trace)
@@ -289,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_sweep(args)
         if args.command == "hunt":
             return cmd_hunt(args)
+        if args.command == "shrink":
+            return cmd_shrink(args)
         return cmd_replay(args)
     except (OptionError, ChainfireError) as error:
         print(f"chainfire-sim: {error}", file=sys.stderr)
