@@ -38,6 +38,10 @@ snapshot of the state machine and member table into its Raft storage and
 compacts the log, keeping `snapshot_catchup_entries` for slow followers. An
 incoming snapshot replaces the state machine when it is applied.
 
+Planted bugs (`NodeConfig.bugs`, chainfire_core/bugs.py; simulation only,
+none by default) make the node, its state machine, lessor and watchable
+store misbehave on purpose; every such site is marked `# planted bug: NAME`.
+
 The driver's duties per `ready()` are RawNode's (persist, send, then call
 `advance`); `advance` applies the committed entries itself, so the driver
 never touches the state machine.
@@ -167,14 +171,27 @@ class ChainfireNode:
         self.id = config.raft.id
         self.storage = storage
         self.codec = codec
-        self.sm = state_machine or StateMachine()
+        self.sm = state_machine or StateMachine(bugs=config.bugs)
         self.members = MemberTable()
+        self.ticks = 0
+        # Planted bugs (chainfire_core/bugs.py), looked up once.
+        self._stale_reads = "stale_local_reads" in config.bugs
+        self._reset_leases = "lease_reset_on_leader_change" in config.bugs
+        # Planted bug follower_lease_expiry: every lessor keeps time, always.
+        self._follower_expiry = "follower_lease_expiry" in config.bugs
         snapshot = storage.snapshot()
         if snapshot.metadata.index > self.sm.applied_index:
             self._restore_snapshot(snapshot)
+        if self._follower_expiry and not self.sm.lessor.is_primary:
+            self.sm.lessor.promote(self.now_ms)  # planted bug: follower_lease_expiry
+        # Planted bug stale_snapshot_on_restart: commands up to this index
+        # count as applied although the state restored is the older snapshot's.
+        self._stale_through = Index(0)
+        if "stale_snapshot_on_restart" in config.bugs:
+            # planted bug: stale_snapshot_on_restart
+            self._stale_through = storage.initial_state()[0].commit
         self.raw = RawNode(config.raft, storage, rng)
         self.members.sync(self.raw.raft.tracker.conf_state())
-        self.ticks = 0
         self._pending: dict[int, _Pending] = {}
         # Encoded client writes waiting for the next ready(): (request id, data).
         self._queued: list[tuple[int, bytes]] = []
@@ -200,6 +217,8 @@ class ChainfireNode:
         self._expire_deadlines()
         if self.is_leader and self.sm.lessor.is_primary:
             self._propose_lease_housekeeping()
+        elif self._follower_expiry and self.sm.lessor.is_primary:
+            self._propose_revokes()  # planted bug: follower_lease_expiry
         self.sm.watches.tick_progress()
 
     def _expire_deadlines(self) -> None:
@@ -214,6 +233,14 @@ class ChainfireNode:
             checkpoint = self.sm.checkpoints_due(self.now_ms, interval_ms)
             if checkpoint is not None:
                 commands.append(checkpoint)
+        self._propose_commands(commands)
+
+    def _propose_revokes(self) -> None:
+        """A follower revoking leases by its own clock (planted bug
+        follower_lease_expiry: only the leader may decide expiry)."""
+        self._propose_commands(list(self.sm.expired_leases(self.now_ms)))
+
+    def _propose_commands(self, commands: list[Command]) -> None:
         for command in commands:
             proposal = Proposal(origin=self.id, request_id=0, command=command)
             try:
@@ -313,7 +340,8 @@ class ChainfireNode:
 
     def _read(self, request_id: int, request: RangeRequest | TxnRequest,
               consistency: ReadConsistency) -> None:
-        if consistency == ReadConsistency.SERIALIZABLE:
+        if consistency == ReadConsistency.SERIALIZABLE or (
+                self._stale_reads):  # planted bug: stale_local_reads (no ReadIndex)
             self._answer(request_id, response=self._execute_read(request))
             return
         self._track(request_id, request)
@@ -381,8 +409,11 @@ class ChainfireNode:
     def _on_role_change(self, leader: bool) -> None:
         if leader and not self._was_leader:
             extend_ms = self.config.raft.election_ticks * self.config.tick_ms
-            self.sm.lessor.promote(self.now_ms, extend_ms)
-        elif not leader and self._was_leader:
+            if self._follower_expiry:
+                self.sm.lessor.demote()  # planted bug: follower_lease_expiry (it kept time)
+            # planted bug: lease_reset_on_leader_change (full_ttl: checkpoints ignored)
+            self.sm.lessor.promote(self.now_ms, extend_ms, full_ttl=self._reset_leases)
+        elif not leader and self._was_leader and not self._follower_expiry:
             self.sm.lessor.demote()
         self._was_leader = leader
 
@@ -393,7 +424,10 @@ class ChainfireNode:
         if ready.raft.snapshot is not None:
             self._restore_snapshot(ready.raft.snapshot)
             self._last_snapshot_index = ready.raft.snapshot.metadata.index
-        self._apply_entries(ready.raft.committed_entries)
+        entries: Sequence[Entry] = ready.raft.committed_entries
+        if self._stale_through:
+            entries = self._skip_stale(entries)  # planted bug: stale_snapshot_on_restart
+        self._apply_entries(entries)
         for state in ready.raft.read_states:
             pending = self._pending.get(int.from_bytes(state.context, "big"))
             if pending is not None:
@@ -412,6 +446,23 @@ class ChainfireNode:
                 self.sm.mark_applied(entry.index)  # a leader's empty entry
             else:
                 self._apply_proposal(entry)
+
+    def _skip_stale(self, entries: Sequence[Entry]) -> Sequence[Entry]:
+        """Planted bug stale_snapshot_on_restart: this node restarted from its
+        last snapshot but takes its durable commit index as already applied
+        (as if its state machine were durable up to there), so the commands
+        between the snapshot and that index are never applied here: it serves
+        the snapshot's older state, and builds on it, from then on."""
+        kept: list[Entry] = []
+        for entry in entries:
+            if entry.index <= self._stale_through and entry.conf_change is None \
+                    and entry.index > self.sm.applied_index:
+                self.sm.mark_applied(entry.index)  # planted bug: stale_snapshot_on_restart
+            else:
+                kept.append(entry)
+        if entries and entries[-1].index >= self._stale_through:
+            self._stale_through = Index(0)
+        return kept
 
     def _apply_proposal(self, entry: Entry) -> None:
         proposal = self.codec.decode(entry.data)
@@ -494,6 +545,9 @@ class ChainfireNode:
         assert isinstance(decoded, NodeSnapshot), decoded
         self.sm.restore(decoded.state_machine)
         self.members.restore(decoded.members)
+        if self._follower_expiry:
+            # planted bug: follower_lease_expiry (a restored lessor keeps time too)
+            self.sm.lessor.promote(self.now_ms)
 
     def check_invariants(self) -> None:
         self.raw.check_invariants()

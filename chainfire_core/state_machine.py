@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from chainfire_core.bugs import check_bugs
 from chainfire_core.config import StateMachineConfig
 from chainfire_core.errors import CorruptSnapshot, LeaseNotFound
 from chainfire_core.lease.lessor import LeaseRecord, Lessor
@@ -101,12 +102,16 @@ class StateMachine:
     """MVCC store + lessor, applying commands and answering reads."""
 
     def __init__(
-        self, config: StateMachineConfig | None = None, backend: StorageBackend | None = None
+        self, config: StateMachineConfig | None = None, backend: StorageBackend | None = None,
+        *, bugs: frozenset[str] = frozenset(),
     ) -> None:
+        """`bugs`: planted bugs (chainfire_core/bugs.py; simulation only)."""
+        check_bugs(bugs)
         self.config = config or StateMachineConfig()
         self.lessor = Lessor(self.config)
         self.store = MvccStore(backend or MemoryBackend(), self.config, self.lessor)
-        self.watches = WatchableStore(self.store, self.config)
+        self.watches = WatchableStore(self.store, self.config,
+                                      catchup_loss="watch_catchup_loss" in bugs)
         self._applied_index = 0
         self._reattach_leases()
 

@@ -321,15 +321,20 @@ class Lessor:
         remaining_s = _ceil_div(lease.expiry_ms - now_ms, MS_PER_S)
         return None if remaining_s == lease.promotion_ttl_s() else remaining_s
 
-    def promote(self, now_ms: int, extend_ms: int = 0) -> None:
+    def promote(self, now_ms: int, extend_ms: int = 0, *, full_ttl: bool = False) -> None:
         """Become primary: every lease lives its checkpointed remaining TTL (else
-        its granted TTL) plus `extend_ms` from `now_ms`."""
+        its granted TTL) plus `extend_ms` from `now_ms`. `full_ttl` is the
+        planted bug lease_reset_on_leader_change (simulation only): every
+        lease starts over from its granted TTL, checkpoints ignored."""
         assert not self._primary, "promote on a primary lessor"
         assert extend_ms >= 0, extend_ms
         self._primary = True
         deadlines_ms: dict[LeaseId, int] = {}
         for lease in self._leases.values():
-            lease.expiry_ms = now_ms + lease.promotion_ttl_s() * MS_PER_S + extend_ms
+            ttl_s = lease.promotion_ttl_s()
+            if full_ttl:
+                ttl_s = lease.ttl_s  # planted bug: lease_reset_on_leader_change
+            lease.expiry_ms = now_ms + ttl_s * MS_PER_S + extend_ms
             lease.reported_at_ms = None
             deadlines_ms[lease.id] = lease.expiry_ms
         self._expiry_queue.reset(deadlines_ms)

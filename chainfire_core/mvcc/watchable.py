@@ -65,10 +65,14 @@ _COMPACTED_REASON = str(Compacted(0, 0))
 class WatchableStore:
     """Watchers over one `MvccStore`; installs itself as the store's observer."""
 
-    def __init__(self, store: MvccStore, config: StateMachineConfig) -> None:
+    def __init__(self, store: MvccStore, config: StateMachineConfig, *,
+                 catchup_loss: bool = False) -> None:
+        """`catchup_loss` is the planted bug watch_catchup_loss (simulation
+        only; see `_catch_up`)."""
         assert store.observer is None, "the store already has an observer"
         self._store = store
         self._config = config
+        self._catchup_loss = catchup_loss
         self._watchers: dict[WatchId, Watcher] = {}
         self._by_key: dict[bytes, dict[WatchId, Watcher]] = {}
         self._by_range: dict[WatchId, Watcher] = {}
@@ -265,15 +269,21 @@ class WatchableStore:
         room = self._config.watcher_buffer_events - w.queued_events
         if room <= 0:
             return
+        end = self._store.current_revision
+        if self._catchup_loss:
+            # planted bug: watch_catchup_loss. The catch-up leaves the current
+            # revision to the synced group (an exclusive end), but the synced
+            # group only sees later writes: that revision's events are lost.
+            end = Revision(end - 1)
         events, through = read_history(
             self._store, w, room_events=room,
-            batch_events=self._config.watcher_catchup_batch_events,
+            batch_events=self._config.watcher_catchup_batch_events, end_revision=end,
         )
         if events:
             self._push(w, WatchResponse(watch_id=w.watch_id, revision=Revision(through),
                                         events=events))
         w.next_revision = through + 1
-        if w.next_revision > self._store.current_revision:
+        if w.next_revision > end:
             del self._unsynced[w.watch_id]
             self._add_synced(w)
 

@@ -78,14 +78,17 @@ def _revision_of(event: Event) -> int:
 
 
 def read_history(
-    store: MvccStore, w: Watcher, *, room_events: int, batch_events: int
+    store: MvccStore, w: Watcher, *, room_events: int, batch_events: int,
+    end_revision: int | None = None,
 ) -> tuple[tuple[Event, ...], int]:
-    """The watcher's events from whole revisions starting at `next_revision`:
-    at most `batch_events` history events scanned (but always one revision),
-    at most `room_events` taken (unless the queue is empty and it is the first
+    """The watcher's events from whole revisions starting at `next_revision`
+    through `end_revision` (default: the current revision): at most
+    `batch_events` history events scanned (but always one revision), at most
+    `room_events` taken (unless the queue is empty and it is the first
     revision taken). Returns the events and the last revision read (one below
     `next_revision` when none was)."""
-    history = store.events_between(w.next_revision, store.current_revision)
+    end = store.current_revision if end_revision is None else end_revision
+    history = store.events_between(w.next_revision, end)
     scanned = 0
     taken: list[Event] = []
     through = w.next_revision - 1

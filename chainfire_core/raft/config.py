@@ -68,6 +68,7 @@ class RaftConfig:
         if self.max_uncommitted_entries_bytes < 0 or self.max_inflight_bytes < 0:
             raise InvalidRequest("raft config: byte limits must be >= 0")
         check_bugs(self.bugs)
+        # planted bug: lease_reads_no_check_quorum -- the one config it lets through.
         if self.read_only_option == ReadOnlyOption.LEASE_BASED and not self.check_quorum \
                 and "lease_reads_no_check_quorum" not in self.bugs:
             raise InvalidRequest("raft config: lease-based reads need check_quorum")

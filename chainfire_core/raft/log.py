@@ -183,6 +183,19 @@ class RaftLog:
         self.unstable.truncate_and_append(entries)
         return self.last_index()
 
+    def truncate_and_append_uncommitting(self, entries: Sequence[Entry]) -> None:
+        """For the planted bug truncate_committed (chainfire_core/bugs.py):
+        replace our log from the first of `entries` on (those not compacted
+        away), even below `committed`, which drops to their last index. Never
+        below `applying`, so the cursors stay ordered."""
+        first = self.first_index()
+        kept = [entry for entry in entries if entry.index >= first]
+        if not kept or kept[-1].index < self.applying:
+            return
+        # planted bug: truncate_committed -- no check that anything conflicts.
+        self.unstable.truncate_and_append(kept)
+        self.committed = Index(min(self.committed, kept[-1].index))
+
     # -- reading ---------------------------------------------------------------
 
     def entries(self, i: Index, max_size_bytes: int | None = None) -> tuple[Entry, ...]:

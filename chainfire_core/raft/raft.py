@@ -242,7 +242,10 @@ class Raft:
         # The empty entry of the new term: committing it commits everything
         # before it, and until it is applied no conf change is accepted.
         self.append_entries([Entry(term=self.term, index=Index(0))])
-        self.pending_conf_index = self.log.last_index()
+        # planted bug: single_server_change_no_fix -- skips the guard: the index
+        # stays 0 (from _reset) and a change is taken before this term commits.
+        if "single_server_change_no_fix" not in self.config.bugs:
+            self.pending_conf_index = self.log.last_index()
         self.uncommitted_size_bytes = 0  # the empty entry does not count
 
     # -- ticks -----------------------------------------------------------------
@@ -379,6 +382,11 @@ class Raft:
 
     def maybe_commit(self) -> bool:
         """Commit what a quorum holds, if it is of the current term (Figure 8)."""
+        if "figure8_commit" in self.config.bugs:
+            # planted bug: figure8_commit -- commits whatever term the entry has.
+            index = self.tracker.committed()
+            term = self.log.term_or_none(index)
+            return term is not None and self.log.maybe_commit(index, term)
         return self.log.maybe_commit(self.tracker.committed(), self.term)
 
     def reduce_uncommitted_size(self, entries: Sequence[Entry]) -> None:
@@ -520,6 +528,10 @@ class Raft:
 
     def handle_append_entries(self, message: AppendEntries) -> None:
         if message.index < self.log.committed:
+            if "truncate_committed" in self.config.bugs:
+                # planted bug: truncate_committed -- a stale or duplicated append
+                # cuts our log after its entries, committed ones included.
+                self.log.truncate_and_append_uncommitting(message.entries)
             self.send(AppendResponse(sender=self.id, to=message.sender, term=self.term,
                                      index=self.log.committed))
             return
