@@ -1049,11 +1049,22 @@ class _Checker:
                                     call=-math.inf, ret=math.inf, keys=keys))
         deleted = {key for key, value in hints if value is None}
         if deleted:
+            # Candidates that may delete hinted keys, those covering the most first.
+            ranked: list[tuple[int, int, _Candidate]] = []
             for item in self.optional[:top]:
-                if item.index not in self.used and any(_may_delete(item.request, key)
-                                                       for key in sorted(deleted)):
-                    before.append(self._candidate(item))
-            before += [c for c in after if c.keys & deleted]
+                if item.index in self.used:
+                    continue
+                request = item.request
+                revoked = set(self.store.lease_keys(request.id)) \
+                    if isinstance(request, LeaseRevoke) else set()
+                covered = len(revoked & deleted) or sum(
+                    _may_delete(request, key) for key in sorted(deleted))
+                if covered:
+                    ranked.append((-covered, len(ranked), self._candidate(item)))
+            for candidate in after:
+                if candidate.keys & deleted:
+                    ranked.append((-len(candidate.keys & deleted), len(ranked), candidate))
+            before += [candidate for _, _, candidate in sorted(ranked, key=lambda r: r[:2])]
             after = [c for c in after if not c.keys & deleted]
         lazy = self._unknown_writes(revision, top, {c.label for c in before})
         return self._new_choice(revision, gap, before=before, lazy=lazy, top=top, after=after)
