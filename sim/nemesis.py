@@ -77,6 +77,8 @@ class Nemesis:
         self.down: set[NodeId] = set()  # crashed or paused, by us
         self.paused: set[NodeId] = set()
         self.clock_faulted: set[NodeId] = set()
+        # Nodes whose disk we corrupted: they refuse to start until replaced.
+        self.corrupted: set[NodeId] = set()
         self.membership_busy = False
         self.counts: dict[str, int] = {}
         self.recorded: list[FaultEvent] = []
@@ -236,6 +238,7 @@ class Nemesis:
             self._emit("crash", node=victim, leader=was_leader)
             host.crash()
             if event.corrupt and not self.failed():
+                self.corrupted.add(victim)
                 record = host.disk.corrupt_random_record()
                 self._count("corrupt")
                 self._emit("corrupt", node=victim, record=record)
@@ -248,8 +251,9 @@ class Nemesis:
         return True
 
     def failed(self) -> list[NodeId]:
-        """Members whose disk is corrupt: they refuse to start until replaced."""
-        return [n for n in self.world.endpoints() if self.world.hosts[n].state == "failed"]
+        """Members whose disk is corrupt (found or not yet): down until replaced."""
+        return [n for n in self.world.endpoints()
+                if n in self.corrupted or self.world.hosts[n].state == "failed"]
 
     def restart(self, node: NodeId) -> None:
         self.down.discard(node)

@@ -132,33 +132,35 @@ def values(answer: ClientResponse | None) -> list[bytes]:
 
 # -- simulated runs: the seed that catches each bug ----------------------------------
 
-# bug -> (run options, the check that must fail). Short runs of seeds found
-# with `chainfire-sim sweep --bugs NAME` over the recommended profile.
-SIM_CASES: dict[str, tuple[RunOptions, str]] = {
+# bug -> (run options, the check that must fail, a word of its message).
+# Short runs of seeds found with `chainfire-sim sweep --bugs NAME`.
+SIM_CASES: dict[str, tuple[RunOptions, str, str]] = {
     "stale_local_reads": (
         RunOptions(seed=1, nodes=5, duration_ms=3_000, clients=8,
-                   faults=parse_faults("partition,pause")), "linearizability"),
+                   faults=parse_faults("partition")), "linearizability", "Illegal"),
     "watch_catchup_loss": (
-        RunOptions(seed=0, nodes=5, duration_ms=20_000, clients=8,
-                   faults=parse_faults("crash")), "watch"),
+        RunOptions(seed=2, nodes=5, duration_ms=6_000, clients=4,
+                   faults=parse_faults("crash")), "watch", "was not delivered"),
     "lease_reset_on_leader_change": (
         RunOptions(seed=3, nodes=5, duration_ms=60_000, clients=8, think_ms=200.0,
-                   faults=parse_faults("crash,pause")), "lease"),
+                   faults=parse_faults("crash,pause")), "lease", "late_expiry"),
     "follower_lease_expiry": (
         RunOptions(seed=0, nodes=5, duration_ms=20_000, clients=8,
-                   faults=parse_faults("clock")), "lease"),
+                   faults=parse_faults("clock")), "lease", "early_expiry"),
     "stale_snapshot_on_restart": (
-        RunOptions(seed=0, nodes=5, duration_ms=20_000, clients=8,
-                   faults=parse_faults("crash")), "linearizability"),
+        RunOptions(seed=1, nodes=5, duration_ms=5_000, clients=4,
+                   faults=parse_faults("crash")), "linearizability", "Illegal"),
 }
 
 
 @pytest.mark.parametrize("bug", sorted(SIM_CASES))
 def test_the_simulator_catches_the_bug_and_passes_without_it(bug: str) -> None:
-    options, check = SIM_CASES[bug]
+    options, check, message = SIM_CASES[bug]
     options = replace(options, full_trace=False)
     with_bug = simulate(replace(options, bugs=(bug,)))
     assert check in with_bug.failed_checks, (bug, with_bug.summary_line())
+    [outcome] = [c for c in with_bug.checks if c.name == check]
+    assert any(message in line for line in outcome.messages), outcome.messages
     without = simulate(options)
     assert without.ok, without.summary_line()
 
