@@ -48,8 +48,9 @@ BUGS: dict[str, str] = {
         "Followers expire leases on their own clocks and revoke them, deleting keys early when "
         "their clock runs fast (etcd keeps expiry on the leader)."),
     "stale_snapshot_on_restart": (
-        "A restarted node restores a snapshot older than what it had applied and then re-applies "
-        "from there, serving reads from the past after a restart."),
+        "A restarted node restores its last snapshot but takes its durable commit index as "
+        "applied, skipping the entries in between (etcd 3.5's consistent index ahead of the "
+        "data): it serves, and builds on, an older state."),
 }
 
 

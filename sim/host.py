@@ -56,6 +56,7 @@ ROLE_NAMES = {Role.FOLLOWER: "follower", Role.CANDIDATE: "candidate", Role.LEADE
 # How often (in ticks) each node's invariants are checked while it runs.
 INVARIANT_EVERY_TICKS = 5
 WATCH_POLL_RESPONSES = 64
+LEASE_CHECKPOINT_TICKS = 5
 # How late the planted fsync bugs flush what they acknowledged early.
 LAZY_FSYNC_MS = 1000.0
 
@@ -109,7 +110,11 @@ class NodeHost:
         raft = RaftConfig(id=self.id, election_ticks=params.election_ticks, heartbeat_ticks=1,
                           pre_vote=params.pre_vote and protected, check_quorum=check_quorum,
                           read_only_option=read_only, bugs=bugs)
+        # Checkpoint remaining lease TTLs often: under leader churn a lease
+        # otherwise restarts from its full TTL on every new leader and lives
+        # far past its due time (what lease_reset_on_leader_change plants).
         return NodeConfig(raft=raft, tick_ms=params.tick_ms,
+                          lease_checkpoint_interval_ticks=LEASE_CHECKPOINT_TICKS,
                           request_timeout_ticks=params.request_timeout_ticks,
                           forward_requests=params.forward_requests,
                           snapshot_every_entries=params.snapshot_every_entries,

@@ -34,14 +34,14 @@ PROFILES: dict[str, RunOptions] = {
     "single_server_change_no_fix": _with("partition,crash,membership", nodes=3),
     "unpersisted_vote": _with("crash,dup,reorder", nodes=3),
     "ack_before_fsync": _with("crash", nodes=3),
-    "stale_local_reads": _with("partition,pause"),
+    "stale_local_reads": _with("partition"),
     "lease_reads_no_check_quorum": _with("partition", nodes=3, clients=12, read_mode="lease"),
     "truncate_committed": _with("dup,reorder"),
     "no_prevote_checkquorum": _with("partition"),
-    "watch_catchup_loss": _with("crash"),
+    "watch_catchup_loss": _with("crash", clients=4),
     "lease_reset_on_leader_change": _with("crash,pause", duration_ms=60_000, think_ms=200.0),
     "follower_lease_expiry": _with("clock"),
-    "stale_snapshot_on_restart": _with("crash"),
+    "stale_snapshot_on_restart": _with("crash", clients=4),
 }
 assert set(PROFILES) == set(BUGS), "every planted bug needs a profile"
 

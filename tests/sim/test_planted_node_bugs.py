@@ -193,8 +193,8 @@ def _caught_up_revisions(bugs: frozenset[str]) -> list[int]:
     watch_id = sm.watches.watch(WatchCreateRequest(key=b"k", range_end=b"l",
                                                    start_revision=2))
     assert not sm.watches.is_synced(watch_id)
-    seen = [event.kv.mod_revision for response in sm.watches.poll(10)
-            for event in response.events]
+    seen: list[int] = [event.kv.mod_revision for response in sm.watches.poll(10)
+                       for event in response.events]
     assert sm.watches.is_synced(watch_id)
     sm.apply(PutRequest(key=b"k9", value=b"v"), now_ms=0)  # revision 4, live
     seen += [event.kv.mod_revision for response in sm.watches.poll(10)
