@@ -54,6 +54,7 @@ from chainfire_core.mvcc.messages import (
 from chainfire_core.mvcc.watch_messages import WatchCreateRequest, WatchResponse
 from chainfire_core.node_messages import ClientRequest, ClientResponse, ReadConsistency
 from chainfire_core.types import LeaseId, NodeId, Revision
+from checker.watch_check import WatchStream, stream_from_json
 from sim.history_json import error_json, is_definite, watch_delivery_json
 
 if TYPE_CHECKING:
@@ -275,22 +276,9 @@ class _StreamRecord:
                 "start_revision": self.start_revision, "resumes": self.resumes,
                 "filters": [], "deliveries": self.deliveries}
 
-    def seen(self) -> int:
-        last = 0
-        for delivery in self.deliveries:
-            for event in delivery.get("events", ()):
-                last = max(last, int(event["mod_revision"]))
-            if delivery.get("progress"):
-                last = max(last, int(delivery["revision"]))
-        return last
-
-    def start(self) -> int | None:
-        if self.start_revision:
-            return self.start_revision
-        for delivery in self.deliveries:
-            if delivery.get("created"):
-                return int(delivery["revision"]) + 1
-        return None
+    def as_stream(self) -> WatchStream:
+        """The checker's view, which knows where a stream starts and what it saw."""
+        return stream_from_json(self.to_json())
 
 
 class Watcher:
@@ -309,8 +297,9 @@ class Watcher:
         while not world.finished:
             node = self.rng.choice(world.endpoints())
             start, resumes = 0, None
-            if previous is not None and previous.start() is not None:
-                start = max(previous.seen() + 1, previous.start() or 0)
+            stream = None if previous is None else previous.as_stream()
+            if previous is not None and stream is not None and stream.start() is not None:
+                start = max(stream.seen() + 1, stream.start() or 0)
                 resumes = previous.id
             record = _StreamRecord(id=f"w{self.id}.{len(self.streams)}", key="k",
                                    range_end="l", start_revision=start, resumes=resumes)
