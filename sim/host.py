@@ -41,11 +41,19 @@ from chainfire_core.mvcc.watch_messages import WatchCreateRequest, WatchResponse
 from chainfire_core.node import ChainfireNode, NodeConfig, NodeReady
 from chainfire_core.node_messages import ClientRequest, ClientResponse, ReadConsistency
 from chainfire_core.raft.config import RaftConfig, ReadOnlyOption
-from chainfire_core.raft.messages import AppendResponse, Message, RequestVote, VoteResponse
+from chainfire_core.raft.messages import (
+    AppendResponse,
+    ConfState,
+    Message,
+    RequestVote,
+    Snapshot,
+    SnapshotMetadata,
+    VoteResponse,
+)
 from chainfire_core.raft.raft import Role
 from chainfire_core.raft.rawnode import Ready
 from chainfire_core.raft.storage import MemoryStorage
-from chainfire_core.types import NodeId, WatchId
+from chainfire_core.types import Index, NodeId, Term, WatchId
 from sim.disk import CorruptLog, DiskOptions, SimDisk
 
 if TYPE_CHECKING:
@@ -409,9 +417,7 @@ class NodeHost:
 
 
 def bootstrap_storage(voters: tuple[NodeId, ...]) -> MemoryStorage:
-    from chainfire_core.raft.messages import ConfState, Snapshot, SnapshotMetadata
-    from chainfire_core.types import Index, Term
-
+    """A new cluster's disk: the snapshot at index 1 that names the voters."""
     storage = MemoryStorage()
     storage.apply_snapshot(Snapshot(metadata=SnapshotMetadata(
         index=Index(1), term=Term(1), conf_state=ConfState(voters=voters))))

@@ -50,6 +50,7 @@ from chainfire_core.types import NodeId
 from sim import partitions
 from sim.clock import draw_fault_rate
 from sim.schedule import FaultEvent, round_ms
+from sim.workload import TIMED_OUT
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -338,19 +339,8 @@ class Nemesis:
         world = self.world
         target = world.leader() or self.admin_rng.choice(world.endpoints())
         for _attempt in range(5):
-            done = self.env.event()
-
-            def finish(value: object, done: simpy.Event = done) -> None:
-                if not done.triggered:
-                    done.succeed(value)
-
-            def expire(_event: simpy.Event, finish: Any = finish) -> None:
-                finish(None)
-
-            world.rpc(target, request, ReadConsistency.LINEARIZABLE, finish)
-            timer = self.env.timeout(ADMIN_TIMEOUT_MS)
-            timer.callbacks.append(expire)
-            answer = yield done
+            answer = yield from world.call(target, request, ReadConsistency.LINEARIZABLE,
+                                           ADMIN_TIMEOUT_MS)
             if isinstance(answer, ClientResponse):
                 if answer.error is None:
                     return answer.response
@@ -358,7 +348,7 @@ class Nemesis:
                     target = NodeId(answer.error.leader_hint)
                     continue
                 return answer.error
-            if answer is None:
+            if answer == TIMED_OUT:
                 return None  # unknown outcome: leave it
             yield self.env.timeout(200.0)
             target = world.leader() or self.admin_rng.choice(world.endpoints())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from sim.checks import CheckOutcome, run_checks
-from sim.options import FAULT_KINDS, RunOptions, SimParams
+from sim.options import RunOptions, SimParams
 from sim.schedule import FaultEvent
 from sim.trace import Trace
 from sim.world import World
@@ -148,4 +148,4 @@ def simulate(options: RunOptions, *, sink: IO[str] | None = None,
         events=tuple(world.nemesis.recorded))
 
 
-__all__ = ["FAULT_KINDS", "TRACE_VERSION", "RunReport", "replay_command", "simulate"]
+__all__ = ["TRACE_VERSION", "RunReport", "replay_command", "simulate"]

@@ -28,7 +28,7 @@ streams are collected by the world.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -190,7 +190,7 @@ class Client:
             if remaining <= 0:
                 break
             timeout = min(world.params.client_timeout_ms, remaining)
-            answer = yield from self.attempt(self.endpoint, request, consistency, timeout)
+            answer = yield from world.call(self.endpoint, request, consistency, timeout)
             if answer == REFUSED:
                 self.endpoint = self._any_node()
             elif answer == TIMED_OUT:
@@ -222,20 +222,6 @@ class Client:
         output = {"error": "unavailable"} if last_error is None else error_json(last_error)
         world.history.fail(op, output)
         return Outcome(ok=False, output=output)
-
-    def attempt(self, node: NodeId, request: ClientRequest, consistency: ReadConsistency,
-                timeout_ms: float) -> Generator[simpy.Event, Any, object]:
-        done = self.env.event()
-
-        def finish(value: object) -> None:
-            if not done.triggered:
-                done.succeed(value)
-
-        self.world.rpc(node, request, consistency, finish)
-        timer = self.env.timeout(timeout_ms)
-        timer.callbacks.append(lambda _event: finish(TIMED_OUT))
-        value = yield done
-        return value
 
     def learn(self, request: ClientRequest, response: object) -> None:
         revision = getattr(getattr(response, "header", None), "revision", None)
@@ -350,7 +336,5 @@ class Watcher:
                              resumes=record.resumes)
         return watch_id is not None
 
-
-Finish = Callable[[object], None]
 
 __all__ = ["REFUSED", "TIMED_OUT", "Client", "Outcome", "Watcher"]

@@ -26,7 +26,7 @@ the host) stops the run at once; `run()` returns it as `aborted`.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from sim.recorder import History
 from sim.rng import RngTree
 from sim.schedule import FaultEvent
 from sim.trace import Trace
-from sim.workload import REFUSED, Client, Watcher
+from sim.workload import REFUSED, TIMED_OUT, Client, Watcher
 
 CLIENT_LATENCY_MS = (0.1, 1.0)
 
@@ -178,6 +178,21 @@ class World:
 
         timer = self.env.timeout(self.client_latency_ms())
         timer.callbacks.append(arrive)
+
+    def call(self, node: NodeId, request: ClientRequest, consistency: ReadConsistency,
+             timeout_ms: float) -> Generator[simpy.Event, Any, object]:
+        """`rpc` with a client-side timeout: the answer, REFUSED or TIMED_OUT."""
+        done = self.env.event()
+
+        def finish(value: object) -> None:
+            if not done.triggered:
+                done.succeed(value)
+
+        self.rpc(node, request, consistency, finish)
+        timer = self.env.timeout(timeout_ms)
+        timer.callbacks.append(lambda _event: finish(TIMED_OUT))
+        value = yield done
+        return value
 
     # -- the run ----------------------------------------------------------------------------
 
