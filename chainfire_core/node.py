@@ -160,6 +160,8 @@ class _Pending:
     # The log index the leader gave the proposal, when known.
     index: Index = Index(0)  # noqa: RUF009
     read_index: Index | None = None
+    # What to answer once the proposal applies, instead of its own result.
+    answer: object | None = None
 
 
 class ChainfireNode:
@@ -281,7 +283,7 @@ class ChainfireNode:
                 self._propose_member_change(request_id, request)
             case LeaseKeepAliveRequest():
                 self._require_leader()
-                self._answer(request_id, response=self.sm.keepalive(request, now_ms=self.now_ms))
+                self._keepalive(request_id, request)
             case LeaseTimeToLiveRequest():
                 self._require_leader()
                 self._answer(request_id,
@@ -290,6 +292,16 @@ class ChainfireNode:
                 self._answer(request_id, response=self.sm.leases())
             case _:
                 self._propose(request_id, request)
+
+    def _keepalive(self, request_id: int, request: LeaseKeepAliveRequest) -> None:
+        response, clear = self.sm.keepalive(request, now_ms=self.now_ms)
+        if clear is None:
+            self._answer(request_id, response=response)
+            return
+        # Answered when the clear commits (as etcd does): see StateMachine.keepalive.
+        proposal = Proposal(origin=self.id, request_id=request_id, command=clear)
+        self._track(request_id, request).answer = response
+        self._queued.append((request_id, self.codec.encode(proposal)))
 
     def _require_leader(self) -> None:
         if not self.is_leader:
@@ -506,7 +518,9 @@ class ChainfireNode:
                 self._fail(other_id, ProposalDropped("lost to a leader change"))
         if origin != self.id or request_id not in self._pending:
             return
-        del self._pending[request_id]
+        pending = self._pending.pop(request_id)
+        if pending.answer is not None and error is None:
+            result = pending.answer
         self._answer(request_id, response=result, error=error)
 
     def _serve_reads(self) -> None:

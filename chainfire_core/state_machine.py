@@ -149,7 +149,8 @@ class StateMachine:
                 return self._revoke(command)
             case LeaseCheckpointRequest():
                 for checkpoint in command.checkpoints:
-                    self.lessor.apply_checkpoint(checkpoint.id, checkpoint.remaining_ttl_s)
+                    self.lessor.apply_checkpoint(checkpoint.id, checkpoint.remaining_ttl_s,
+                                                 now_ms=now_ms)
                 return LeaseCheckpointResponse(header=self._header())
 
     def mark_applied(self, index: int) -> None:
@@ -178,9 +179,20 @@ class StateMachine:
     def range(self, request: RangeRequest) -> RangeResponse:
         return self.store.range(request)
 
-    def keepalive(self, request: LeaseKeepAliveRequest, *, now_ms: int) -> LeaseKeepAliveResponse:
+    def keepalive(self, request: LeaseKeepAliveRequest, *, now_ms: int
+                  ) -> tuple[LeaseKeepAliveResponse, LeaseCheckpointRequest | None]:
+        """Renew the lease; also the checkpoint that clears a remaining TTL the
+        lease had checkpointed, which must commit before the renewal is
+        acknowledged: until it does, a new leader would restore the lease
+        with that shorter remaining TTL and expire it before the client's
+        renewed TTL runs out."""
         ttl_s = self.lessor.renew(request.id, now_ms)
-        return LeaseKeepAliveResponse(header=self._header(), id=request.id, ttl_s=ttl_s)
+        response = LeaseKeepAliveResponse(header=self._header(), id=request.id, ttl_s=ttl_s)
+        if not self.lessor.take_pending_clear(request.id):
+            return response, None
+        clear = LeaseCheckpointRequest(
+            checkpoints=(LeaseCheckpoint(id=request.id, remaining_ttl_s=0),))
+        return response, clear
 
     def time_to_live(
         self, request: LeaseTimeToLiveRequest, *, now_ms: int

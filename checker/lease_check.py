@@ -46,7 +46,7 @@ output) took no effect and are ignored.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,14 +197,19 @@ class _Leases:
 
 def check_leases(operations: Sequence[Operation], *, clock_bound_ms: float,
                  revoke_bound_ms: float, time_unit_ms: float = 1.0,
-                 unknown_renewal_ms: float | None = None) -> list[LeaseViolation]:
-    """Every violation of the two rules in the module docstring."""
+                 unknown_renewal_ms: float | None = None,
+                 revoke_deadline: Callable[[float, float], float] | None = None,
+                 ) -> list[LeaseViolation]:
+    """Every violation of the two rules in the module docstring. With
+    `revoke_deadline(renewed_ms, ttl_ms)` (when a lease renewed then, living
+    that long, must be gone, in ms; for a runtime that knows when leaders
+    held office) it replaces `due + revoke_bound_ms` in rule 2."""
     leases = _Leases(operations, time_unit_ms=time_unit_ms,
                      unknown_renewal_ms=unknown_renewal_ms)
     found: list[LeaseViolation] = []
     for attach in leases.attaches:
         found += _early(leases, attach, clock_bound_ms)
-        found += _late(leases, attach, clock_bound_ms, revoke_bound_ms)
+        found += _late(leases, attach, clock_bound_ms, revoke_bound_ms, revoke_deadline)
     return found
 
 
@@ -236,17 +241,27 @@ def _early(leases: _Leases, attach: _Attach, clock_bound_ms: float) -> list[Leas
 
 
 def _late(leases: _Leases, attach: _Attach, clock_bound_ms: float,
-          revoke_bound_ms: float) -> list[LeaseViolation]:
+          revoke_bound_ms: float,
+          revoke_deadline: Callable[[float, float], float] | None) -> list[LeaseViolation]:
     renewals = leases.renewals.get(attach.lease, [])
     if not renewals:
         return []
-    due_ms = max(leases.ms(ret) + ttl * 1000 for _, ret, ttl, _ in renewals)
+    # The renewal that runs longest: (when it returned, its TTL in ms).
+    renewed_ms, ttl_ms = max(((leases.ms(ret), ttl * 1000.0) for _, ret, ttl, _ in renewals),
+                             key=lambda pair: pair[0] + pair[1])
     for call in leases.open_renewals.get(attach.lease, ()):
         if leases.unknown_renewal is None:
             return []
         ttl = max(t for _, _, t, _ in renewals)
-        due_ms = max(due_ms, leases.ms(call) + leases.unknown_renewal + ttl * 1000)
-    deadline_ms = due_ms + clock_bound_ms + revoke_bound_ms
+        if leases.ms(call) + leases.unknown_renewal + ttl * 1000 > renewed_ms + ttl_ms:
+            renewed_ms, ttl_ms = leases.ms(call) + leases.unknown_renewal, ttl * 1000.0
+    due_ms = renewed_ms + ttl_ms
+    if revoke_deadline is None:
+        deadline_ms = due_ms + clock_bound_ms + revoke_bound_ms
+        bound = f"the revoke bound ({revoke_bound_ms:g} ms)"
+    else:
+        deadline_ms = revoke_deadline(renewed_ms, ttl_ms + clock_bound_ms)
+        bound = f"a leader's time to revoke it (deadline {deadline_ms:g} ms)"
     observations = leases.observations.get(attach.key, [])
     position = bisect.bisect_left([leases.ms(o.op.return_time) for o in observations],
                                   deadline_ms)
@@ -263,8 +278,7 @@ def _late(leases: _Leases, attach: _Attach, clock_bound_ms: float,
                 message=f"{attach.key} was still attached to lease {attach.lease} when "
                         f"operation {seen.op.id} was called at {leases.ms(seen.op.call):g} ms, "
                         f"after the lease was due at {due_ms:g} ms plus the clock bound "
-                        f"({clock_bound_ms:g} ms) and the revoke bound "
-                        f"({revoke_bound_ms:g} ms)")]
+                        f"({clock_bound_ms:g} ms) and {bound}")]
     return []
 
 

@@ -10,9 +10,13 @@ Checks, in order:
   revision, valid against the history and resumed exactly
   (checker.watch_check);
 - lease: no leased key vanished before its TTL (minus the clock bound) and
-  none outlived it by more than the bounds (checker.lease_check);
+  none outlived it once a leader stayed in office long enough to revoke it
+  (checker.lease_check; the deadline from sim/tenures.py);
 - liveness: after the heal, a leader was elected and every client completed
-  one more write within the liveness budget.
+  one more write within the liveness budget;
+- stability: with check-quorum configured, while a partial partition
+  (bridge, majority ring, one-way) held alone, a leader linked with a
+  quorum stayed in office once the cluster had settled (sim/stability.py).
 
 A check that could not decide (the linearizability search ran out of time)
 is `unknown`, which is not a pass.
@@ -20,6 +24,7 @@ is `unknown`, which is not a pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +32,13 @@ from checker.lease_check import check_leases
 from checker.result import Verdict
 from checker.revision_check import analyze_etcd_history
 from checker.watch_check import check_watch_streams, stream_from_json, stream_hints
+from sim import stability
 from sim.clock import lease_clock_bound_ms
+from sim.host import LEASE_CHECKPOINT_TICKS
+from sim.tenures import leader_tenures, lease_timing, revoke_deadline
 from sim.world import World
 
-CHECKS = ("invariant", "linearizability", "watch", "lease", "liveness")
+CHECKS = ("invariant", "linearizability", "watch", "lease", "liveness", "stability")
 CHECK_TIMEOUT_S = 60.0
 MAX_MESSAGES = 5
 
@@ -52,6 +60,16 @@ def revoke_bound_ms(world: World) -> float:
     params = world.params
     election_ms = params.election_ticks * params.tick_ms * 2 * params.max_clock_rate
     return 2 * params.fault_hold_ms[1] + 4 * election_ms + params.client_timeout_ms
+
+
+def _revoke_deadline(world: World) -> Callable[[float, float], float]:
+    """Leases are revoked only by a leader that stays in office: see sim/tenures.py."""
+    params = world.params
+    timing = lease_timing(tick_ms=params.tick_ms, election_ticks=params.election_ticks,
+                          checkpoint_ticks=LEASE_CHECKPOINT_TICKS,
+                          max_clock_rate=params.max_clock_rate,
+                          commit_ms=params.client_timeout_ms)
+    return revoke_deadline(leader_tenures(world.trace.summary, world.env.now), timing)
 
 
 def run_checks(world: World) -> list[CheckOutcome]:
@@ -77,12 +95,14 @@ def run_checks(world: World) -> list[CheckOutcome]:
          for v in watch_violations[:MAX_MESSAGES]]))
     lease_violations = check_leases(operations, clock_bound_ms=lease_clock_bound_ms(world.params),
                                     revoke_bound_ms=revoke_bound_ms(world),
-                                    unknown_renewal_ms=None)
+                                    unknown_renewal_ms=None,
+                                    revoke_deadline=_revoke_deadline(world))
     outcomes.append(CheckOutcome(
         "lease", "fail" if lease_violations else "pass",
         [f"{v.kind}: lease {v.lease} key {v.key}: {v.message}"
          for v in lease_violations[:MAX_MESSAGES]]))
     outcomes.append(_liveness(world))
+    outcomes.append(_stability(world))
     return outcomes
 
 
@@ -106,6 +126,21 @@ def _liveness(world: World) -> CheckOutcome:
         messages.append(f"clients {late} did not complete a write within "
                         f"{budget / 1000:g}s of the heal")
     return CheckOutcome("liveness", "fail" if messages else "pass", messages)
+
+
+def _stability(world: World) -> CheckOutcome:
+    params = world.params
+    # Without check-quorum nothing protects a leader from a node that sees
+    # only part of the cluster: churn is then expected, not a finding.
+    if not params.check_quorum:
+        return CheckOutcome("stability", "pass")
+    # An aborted run is judged on the stretches that ended before the abort.
+    safety_end_ms = world.heal_ms if world.safety_over else world.env.now
+    churns = stability.violations(
+        world.trace.summary, world.nemesis.recorded, safety_end_ms=safety_end_ms,
+        grace=stability.grace_ms(params.election_ticks, params.tick_ms, params.drift))
+    return CheckOutcome("stability", "fail" if churns else "pass",
+                        [c.describe() for c in churns[:MAX_MESSAGES]])
 
 
 __all__ = ["CHECKS", "CheckOutcome", "revoke_bound_ms", "run_checks"]

@@ -54,6 +54,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, sweep: bool) -> None:
                         help="mean client think time between operations (default: drawn)")
     parser.add_argument("--bugs", default="",
                         help="planted bugs to reintroduce (simulation only; see hunt --list)")
+    parser.add_argument("--pre-vote", choices=("on", "off"), default=None,
+                        help="Raft pre-vote on or off (default: drawn from the seed)")
     parser.add_argument("--read-mode", choices=("safe", "lease"), default="safe",
                         help="linearizable reads by ReadIndex (safe) or the leader's lease")
 
@@ -100,6 +102,7 @@ def _base_options(args: argparse.Namespace, seed: int, nodes: int) -> RunOptions
                       clients=args.clients, faults=parse_faults(args.faults),
                       liveness_budget_ms=parse_duration_ms(args.liveness_budget),
                       read_mode=args.read_mode,
+                      pre_vote=None if args.pre_vote is None else args.pre_vote == "on",
                       think_ms=None if args.think is None else parse_duration_ms(args.think),
                       bugs=parse_bugs(args.bugs))
 
@@ -150,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         report = simulate(options)
     if args.plot:
-        from sim.plot import write_timeline_png
+        from sim.views.timeline import write_timeline_png
 
         write_timeline_png(list(report.summary_records), args.plot)
     if args.json:

@@ -117,7 +117,8 @@ class NodeHost:
             "lease_reads_no_check_quorum" not in bugs
         raft = RaftConfig(id=self.id, election_ticks=params.election_ticks, heartbeat_ticks=1,
                           pre_vote=params.pre_vote and protected, check_quorum=check_quorum,
-                          read_only_option=read_only, bugs=bugs)
+                          read_only_option=read_only,
+                          max_size_per_msg_bytes=params.max_size_per_msg_bytes, bugs=bugs)
         # Checkpoint remaining lease TTLs often: under leader churn a lease
         # otherwise restarts from its full TTL on every new leader and lives
         # far past its due time (what lease_reset_on_leader_change plants).

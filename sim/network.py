@@ -8,7 +8,9 @@ built from a networkx graph (sim/partitions.py); a message is dropped if its
 link is cut when it is sent or when it would arrive. Nodes outside the
 partition graph (members added later) are connected to everyone.
 
-Every send, delivery and drop is traced with the message's type and term.
+Every send, delivery and drop is traced with the message's type and term,
+and every message is shown to `on_send` as it leaves its node, before any
+loss or partition (the safety monitor reads the votes cast from it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from sim.trace import Trace
 class Network:
     def __init__(self, env: simpy.Environment, rng: random.Random, params: SimParams, *,
                  trace: Trace, deliver: Callable[[tuple[Message, ...]], bool],
-                 feedback: Callable[[Message, bool], None]) -> None:
+                 feedback: Callable[[Message, bool], None],
+                 on_send: Callable[[Message, float], None] | None = None) -> None:
         self.env = env
         self.rng = rng
         self.params = params
@@ -42,6 +45,8 @@ class Network:
         # What a real transport tells its sender: a snapshot sent or failed,
         # a peer unreachable (etcd's ReportSnapshot / ReportUnreachable).
         self.feedback = feedback
+        # Sees each message sent, with the time (SafetyMonitor.message_sent).
+        self.on_send = on_send
         self._base: dict[tuple[NodeId, NodeId], float] = {}
         self._allowed: frozenset[tuple[NodeId, NodeId]] | None = None
         self._members: frozenset[NodeId] = frozenset()
@@ -100,6 +105,7 @@ class Network:
     def send_all(self, messages: Sequence[Message]) -> None:
         """Send a Ready's messages. Those to one peer travel as one packet (as
         on a stream connection): one latency, lost, duplicated or cut as one."""
+        self._observe(messages)
         packets: dict[NodeId, list[Message]] = {}
         for message in messages:
             packets.setdefault(message.to, []).append(message)
@@ -107,7 +113,14 @@ class Network:
             self._send_packet(tuple(packet))
 
     def send(self, message: Message) -> None:
+        self._observe((message,))
         self._send_packet((message,))
+
+    def _observe(self, messages: Sequence[Message]) -> None:
+        # In the order the node made them (packets regroup them by peer).
+        if self.on_send is not None:
+            for message in messages:
+                self.on_send(message, self.env.now)
 
     def _send_packet(self, packet: tuple[Message, ...]) -> None:
         self.sent += len(packet)

@@ -15,6 +15,7 @@ from typing import Any
 
 from chainfire_core.bugs import BUGS
 from chainfire_core.errors import InvalidRequest
+from sim.rng import RngTree
 
 FAULT_KINDS = ("partition", "crash", "pause", "clock", "loss", "dup", "reorder", "membership")
 # What each fault class does, for --help and the docs.
@@ -53,6 +54,8 @@ class RunOptions:
     bugs: tuple[str, ...] = ()
     # Write the full trace (every message) to the trace sink.
     full_trace: bool = True
+    # Raft pre-vote on or off; None: drawn from the seed (on for 4 seeds in 5).
+    pre_vote: bool | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 15:
@@ -154,6 +157,9 @@ class SimParams:
     request_timeout_ticks: int
     snapshot_every_entries: int
     snapshot_catchup_entries: int
+    # Raft flow control: the soft limit on the entry bytes of one append
+    # (etcd's MaxSizePerMsg; see `draw_append_size_limit`).
+    max_size_per_msg_bytes: int
     # network
     latency_ms: tuple[float, float]  # each link's base latency is drawn from this range
     jitter: float  # each message: base * uniform(1, 1 + jitter)
@@ -187,19 +193,46 @@ class SimParams:
         return asdict(self)
 
 
+# The default append size limit (RaftConfig's), and the small ones a third
+# of the seeds draw instead. Client entries are some 20 to 80 bytes, so a
+# small limit carries one to a few entries per append.
+MAX_SIZE_PER_MSG_BYTES = 1 << 20
+SMALL_MAX_SIZE_PER_MSG_BYTES = (64, 128, 256, 512)
+
+
+def draw_append_size_limit(rng: random.Random) -> int:
+    """The append size limit: mostly etcd's generous default (a lagging
+    follower catches up in one append), but one seed in three a limit of a
+    few entries, so catch-up is paginated: a follower acknowledges an old
+    leader's entries page by page before it reaches the new leader's own."""
+    if rng.random() < 1 / 3:
+        return rng.choice(SMALL_MAX_SIZE_PER_MSG_BYTES)
+    return MAX_SIZE_PER_MSG_BYTES
+
+
+def _chosen(option: bool | None, drawn: bool) -> bool:
+    """The option when set, else the draw (made either way: no later draw shifts)."""
+    return drawn if option is None else option
+
+
 def draw_params(options: RunOptions, rng: random.Random) -> SimParams:
-    """The seed's choices. Only the faults the options enable get nonzero rates."""
+    """The seed's choices. Only the faults the options enable get nonzero rates.
+
+    The append size limit comes from its own child stream ("flow"), so it
+    shifted none of the draws made from `rng`."""
     has = options.has
     tick_ms = rng.choice((20, 50, 100))
+    flow = RngTree(options.seed).child("flow")
     return SimParams(
         tick_ms=tick_ms,
         election_ticks=rng.choice((10, 15, 20)),
-        pre_vote=rng.random() < 0.8,
+        pre_vote=_chosen(options.pre_vote, rng.random() < 0.8),
         check_quorum=True if options.read_mode == "lease" else rng.random() < 0.8,
         forward_requests=rng.random() < 0.5,
         request_timeout_ticks=max(10, 2000 // tick_ms),
         snapshot_every_entries=rng.choice((50, 200, 1000)),
         snapshot_catchup_entries=rng.choice((0, 10, 50)),
+        max_size_per_msg_bytes=draw_append_size_limit(flow),
         latency_ms=(round(rng.uniform(0.2, 1.0), 3), round(rng.uniform(1.0, 5.0), 3)),
         jitter=round(rng.uniform(0.0, 1.0), 3),
         loss=round(rng.uniform(0.0, 0.05), 4) if has("loss") else 0.0,
@@ -230,6 +263,7 @@ __all__ = [
     "OptionError",
     "RunOptions",
     "SimParams",
+    "draw_append_size_limit",
     "draw_params",
     "parse_bugs",
     "parse_duration_ms",

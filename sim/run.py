@@ -103,6 +103,8 @@ def replay_command(options: RunOptions) -> str:
         parts += ["--bugs", ",".join(options.bugs)]
     if options.read_mode != defaults.read_mode:
         parts += ["--read-mode", options.read_mode]
+    if options.pre_vote is not None:
+        parts += ["--pre-vote", "on" if options.pre_vote else "off"]
     return shlex.join(parts)
 
 

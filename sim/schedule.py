@@ -25,7 +25,7 @@ replay script `chainfire-sim shrink` writes and `chainfire-sim replay` runs:
     at 7600ms member remove 2
 
 Times are simulated milliseconds with at most three decimals. Optional
-header lines: `think`, `read-mode`, `liveness-budget`, `bugs`. Lines
+header lines: `think`, `read-mode`, `pre-vote`, `liveness-budget`, `bugs`. Lines
 starting with `#` are comments. docs/sim-schedule.md has the full format.
 """
 
@@ -115,6 +115,8 @@ class Schedule:
             lines.append(f"think {_ms(o.think_ms)}")
         if o.read_mode != "safe":
             lines.append(f"read-mode {o.read_mode}")
+        if o.pre_vote is not None:
+            lines.append(f"pre-vote {'on' if o.pre_vote else 'off'}")
         if o.liveness_budget_ms != RunOptions().liveness_budget_ms:
             lines.append(f"liveness-budget {_ms(o.liveness_budget_ms)}")
         lines += [f"expect {self.expect}", ""]
@@ -151,7 +153,7 @@ def parse_schedule(text: str, source: str = "schedule") -> Schedule:
             else:
                 name, _, value = line.partition(" ")
                 if name not in ("seed", "nodes", "clients", "duration", "faults", "bugs", "think",
-                                "read-mode", "liveness-budget", "expect"):
+                                "read-mode", "pre-vote", "liveness-budget", "expect"):
                     raise ScheduleError(f"unknown header field {name!r}")
                 if name in fields:
                     raise ScheduleError(f"{name} given twice")
@@ -169,10 +171,17 @@ def parse_schedule(text: str, source: str = "schedule") -> Schedule:
             faults=parse_faults(fields["faults"]), bugs=parse_bugs(fields.get("bugs", "")),
             think_ms=(parse_duration_ms(fields["think"]) if "think" in fields else None),
             read_mode=fields.get("read-mode", "safe"),
+            pre_vote=_on_off(fields["pre-vote"]) if "pre-vote" in fields else None,
             liveness_budget_ms=parse_duration_ms(fields.get("liveness-budget", "15s")))
     except ValueError as error:
         raise ScheduleError(f"{source}: {error}") from None
     return Schedule(options=options, events=tuple(events), expect=fields["expect"])
+
+
+def _on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise ScheduleError(f"pre-vote must be on or off, got {text!r}")
+    return text == "on"
 
 
 def _parse_ms(text: str) -> float:

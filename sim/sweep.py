@@ -33,13 +33,26 @@ class SeedResult:
     simulated_s: float
     wall_s: float
     replay: str
+    # For availability and latency per fault class (sim/views/availability.py):
+    # the fault classes the run was given, the faults it applied (kind ->
+    # count), the planted bugs, and ops ok / failed and latency percentiles.
+    faults: tuple[str, ...] = ()
+    faults_applied: tuple[tuple[str, int], ...] = ()
+    bugs: tuple[str, ...] = ()
+    ops_ok: int = 0
+    ops_failed: int = 0
+    latency_p50_ms: float = 0.0
+    latency_p99_ms: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "nodes": self.nodes, "ok": self.ok,
                 "failed_checks": list(self.failed_checks), "messages": list(self.messages),
                 "ops_completed": self.ops_completed,
                 "ops_indeterminate": self.ops_indeterminate,
-                "simulated_s": self.simulated_s, "wall_s": self.wall_s, "replay": self.replay}
+                "simulated_s": self.simulated_s, "wall_s": self.wall_s, "replay": self.replay,
+                "faults": list(self.faults), "faults_applied": dict(self.faults_applied),
+                "bugs": list(self.bugs), "ops_ok": self.ops_ok, "ops_failed": self.ops_failed,
+                "latency_p50_ms": self.latency_p50_ms, "latency_p99_ms": self.latency_p99_ms}
 
 
 def parse_seeds(text: str) -> range:
@@ -69,7 +82,13 @@ def run_seed(options: RunOptions) -> SeedResult:
                       ops_completed=report.ops_completed,
                       ops_indeterminate=report.ops_indeterminate,
                       simulated_s=round(report.simulated_ms / 1000, 3),
-                      wall_s=round(report.wall_s, 3), replay=replay_command(options))
+                      wall_s=round(report.wall_s, 3), replay=replay_command(options),
+                      faults=tuple(options.faults),
+                      faults_applied=tuple(sorted(report.faults.items())),
+                      bugs=tuple(options.bugs), ops_ok=report.ops_ok,
+                      ops_failed=report.ops_failed,
+                      latency_p50_ms=round(report.latency_p50_ms, 3),
+                      latency_p99_ms=round(report.latency_p99_ms, 3))
 
 
 def sweep(runs: Iterable[RunOptions], *, jobs: int,

@@ -62,7 +62,8 @@ class World:
         self.env = simpy.Environment()
         self.monitor = SafetyMonitor()
         self.network = Network(self.env, self.rngs.child("network"), self.params, trace=trace,
-                               deliver=self._deliver, feedback=self._feedback)
+                               deliver=self._deliver, feedback=self._feedback,
+                               on_send=self.monitor.message_sent)
         self._client_net = self.rngs.child("client-network")
         self._clock_rng = self.rngs.child("clocks")
         self.history = History(lambda: self.env.now, trace)

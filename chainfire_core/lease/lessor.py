@@ -33,9 +33,12 @@ lease would start over at every leader change, so the leader proposes them:
 `checkpoints_due(now_ms, interval_ms)` lists `(id, remaining_ttl_s)` for leases
 last checkpointed (or granted, renewed, promoted) at least `interval_ms` ago,
 skipping those where it would not change what `promote` uses, and
-`apply_checkpoint` records them everywhere. `renew` drops the leader's
-checkpoint at once and the next `checkpoints_due` reports `(id, 0)` to drop it
-on the followers too, so a renewed lease gets its full TTL on a new leader.
+`apply_checkpoint` records them everywhere. A checkpoint leaves out the
+extension (handover grace, not lease time: kept in, it would grow the lease
+at every leader change) and is at least 1 s. `renew` drops the leader's
+checkpoint at once and leaves a clear `(id, 0)` pending; the node takes it
+(`take_pending_clear`) and answers the keepalive only once the clear has
+committed, so a renewed lease gets its full TTL on any later leader.
 
 Ids and snapshots. `allocate_id` counts up, skipping ids in use, so the same
 applied entries give the same ids everywhere. The counter (`next_id`) and the
@@ -127,6 +130,10 @@ class _Lease:
     ttl_s: int
     remaining_ttl_s: int = 0
     expiry_ms: int | None = None
+    # The part of expiry_ms that promote's extension added: grace for the
+    # handover, not lease time, so checkpoints leave it out (else every
+    # leader change would add it to the lease for good).
+    extension_ms: int = 0
     reported_at_ms: int | None = None
     keys: set[bytes] = field(default_factory=set)
 
@@ -247,14 +254,27 @@ class Lessor:
             lease.keys.remove(key)
             del self._key_leases[key]
 
-    def apply_checkpoint(self, lease_id: LeaseId, remaining_ttl_s: int) -> None:
+    def apply_checkpoint(self, lease_id: LeaseId, remaining_ttl_s: int, *,
+                         now_ms: int | None = None) -> None:
         """Record a checkpointed remaining TTL (0 clears it); unknown ids are
-        ignored, since the lease may have been revoked since the proposal."""
+        ignored, since the lease may have been revoked since the proposal.
+
+        A clear is a renewal's: the keepalive is acknowledged once it commits.
+        When it lands on a primary (`now_ms` given) the lease lives at least
+        its full TTL from now: the renewal may have been taken by an earlier
+        leader, after this one restored the lease from an older checkpoint."""
         if remaining_ttl_s < 0:
             raise InvalidRequest(f"etcdserver: negative remaining TTL {remaining_ttl_s}")
         lease = self._leases.get(lease_id)
-        if lease is not None:
-            lease.remaining_ttl_s = remaining_ttl_s
+        if lease is None:
+            return
+        lease.remaining_ttl_s = remaining_ttl_s
+        if remaining_ttl_s == 0 and now_ms is not None and self._primary:
+            assert lease.expiry_ms is not None
+            renewed_ms = now_ms + lease.ttl_s * MS_PER_S
+            # An expired lease stays expired: its revoke is on its way.
+            if now_ms < lease.expiry_ms < renewed_ms:
+                self._start_clock(lease, now_ms)
 
 
     def renew(self, lease_id: LeaseId, now_ms: int) -> int:
@@ -270,6 +290,14 @@ class Lessor:
             self._pending_clears.add(lease_id)
         self._start_clock(lease, now_ms)
         return lease.ttl_s
+
+    def take_pending_clear(self, lease_id: LeaseId) -> bool:
+        """Whether a renewal of `lease_id` left a checkpoint clear to propose;
+        the caller proposes it now (and the next checkpoint pass will not)."""
+        if lease_id not in self._pending_clears:
+            return False
+        self._pending_clears.remove(lease_id)
+        return True
 
     def expired(self, now_ms: int) -> tuple[LeaseId, ...]:
         """Leases to revoke, sorted by (expiry, id); see the module docstring."""
@@ -318,7 +346,8 @@ class Lessor:
         if lease.expiry_ms <= now_ms:
             return None
         self._checkpoint_queue.push(lease.id, now_ms)
-        remaining_s = _ceil_div(lease.expiry_ms - now_ms, MS_PER_S)
+        # At least 1: a checkpoint of 0 would mean "no checkpoint" (full TTL).
+        remaining_s = max(1, _ceil_div(lease.expiry_ms - lease.extension_ms - now_ms, MS_PER_S))
         return None if remaining_s == lease.promotion_ttl_s() else remaining_s
 
     def promote(self, now_ms: int, extend_ms: int = 0, *, full_ttl: bool = False) -> None:
@@ -335,6 +364,7 @@ class Lessor:
             if full_ttl:
                 ttl_s = lease.ttl_s  # planted bug: lease_reset_on_leader_change
             lease.expiry_ms = now_ms + ttl_s * MS_PER_S + extend_ms
+            lease.extension_ms = extend_ms
             lease.reported_at_ms = None
             deadlines_ms[lease.id] = lease.expiry_ms
         self._expiry_queue.reset(deadlines_ms)
@@ -352,6 +382,7 @@ class Lessor:
 
     def _start_clock(self, lease: _Lease, now_ms: int) -> None:
         lease.expiry_ms = now_ms + lease.ttl_s * MS_PER_S
+        lease.extension_ms = 0
         lease.reported_at_ms = None
         self._expiry_queue.push(lease.id, lease.expiry_ms)
         self._checkpoint_queue.push(lease.id, now_ms)

@@ -341,7 +341,7 @@ class MvccAgainstModel(RuleBasedStateMachine):
     def keepalive(self, lease_id: int) -> None:
         request = LeaseKeepAliveRequest(id=LeaseId(lease_id))
         expected = outcome(lambda: self.model.keepalive(request, self.now_ms))
-        actual = outcome(lambda: self.sm.keepalive(request, now_ms=self.now_ms))
+        actual = outcome(lambda: self.sm.keepalive(request, now_ms=self.now_ms)[0])
         assert actual == expected, (request, actual, expected)
 
     @rule(lease_id=st.sampled_from(LEASE_IDS), keys=st.booleans())

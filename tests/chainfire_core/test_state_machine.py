@@ -432,8 +432,8 @@ def test_expiry_is_the_leaders_business() -> None:
         driver.sm.keepalive(LeaseKeepAliveRequest(id=lease(1)), now_ms=0)
     driver.sm.lessor.promote(1_000)
     assert driver.sm.expired_leases(3_999) == ()
-    kept = driver.sm.keepalive(LeaseKeepAliveRequest(id=lease(1)), now_ms=2_000)
-    assert (kept.id, kept.ttl_s) == (1, 3)
+    kept, clear = driver.sm.keepalive(LeaseKeepAliveRequest(id=lease(1)), now_ms=2_000)
+    assert (kept.id, kept.ttl_s, clear) == (1, 3, None)
     assert driver.sm.expired_leases(4_999) == ()
     (revoke,) = driver.sm.expired_leases(5_000)
     assert revoke == LeaseRevokeRequest(id=lease(1))
@@ -476,3 +476,19 @@ def test_applied_index_tracks_every_applied_entry() -> None:
     restored = StateMachine()
     restored.restore(sm.snapshot())
     assert restored.applied_index == 5
+
+
+def test_a_renewal_of_a_checkpointed_lease_clears_the_checkpoint_first() -> None:
+    driver = Driver()
+    driver(LeaseGrantRequest(id=lease(1), ttl_s=10))
+    driver.sm.lessor.promote(0)
+    driver(LeaseCheckpointRequest(checkpoints=(LeaseCheckpoint(id=lease(1), remaining_ttl_s=4),)))
+    kept, clear = driver.sm.keepalive(LeaseKeepAliveRequest(id=lease(1)), now_ms=1_000)
+    assert kept.ttl_s == 10
+    # The renewal must not be acknowledged before this clear commits: a new
+    # leader would otherwise restore the lease with 4 s left.
+    assert clear == LeaseCheckpointRequest(
+        checkpoints=(LeaseCheckpoint(id=lease(1), remaining_ttl_s=0),))
+    assert driver.sm.checkpoints_due(1_000, 10**9) is None  # not proposed twice
+    _, again = driver.sm.keepalive(LeaseKeepAliveRequest(id=lease(1)), now_ms=2_000)
+    assert again is None  # nothing left to clear

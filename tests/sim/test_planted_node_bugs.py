@@ -142,10 +142,10 @@ SIM_CASES: dict[str, tuple[RunOptions, str, str]] = {
         RunOptions(seed=2, nodes=5, duration_ms=6_000, clients=4,
                    faults=parse_faults("crash")), "watch", "was not delivered"),
     "lease_reset_on_leader_change": (
-        RunOptions(seed=3, nodes=5, duration_ms=60_000, clients=8, think_ms=200.0,
+        RunOptions(seed=16, nodes=5, duration_ms=60_000, clients=8, think_ms=200.0,
                    faults=parse_faults("crash,pause")), "lease", "late_expiry"),
     "follower_lease_expiry": (
-        RunOptions(seed=0, nodes=5, duration_ms=20_000, clients=8,
+        RunOptions(seed=13, nodes=5, duration_ms=20_000, clients=8,
                    faults=parse_faults("clock")), "lease", "early_expiry"),
     "stale_snapshot_on_restart": (
         RunOptions(seed=1, nodes=5, duration_ms=5_000, clients=4,

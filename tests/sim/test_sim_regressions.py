@@ -64,7 +64,7 @@ def test_shrinking_a_failing_seed_keeps_the_failure_and_makes_it_smaller() -> No
     from sim.options import RunOptions
     from sim.shrink import shrink_seed
 
-    options = RunOptions(seed=5, nodes=3, duration_ms=20_000, clients=8, faults=("crash",),
+    options = RunOptions(seed=7, nodes=3, duration_ms=20_000, clients=8, faults=("crash",),
                          bugs=("ack_before_fsync",))
     schedule, stats = shrink_seed(options, budget_runs=60)
     assert schedule.expect == "invariant" and stats.runs <= 60

@@ -44,7 +44,7 @@ def test_a_report_counts_what_the_trace_shows() -> None:
     assert report.summary_records[0]["ev"] == "run"
     assert report.summary_records[-1]["ev"] == "verdict"
     assert [c.name for c in report.checks] == ["invariant", "linearizability", "watch", "lease",
-                                               "liveness"]
+                                               "liveness", "stability"]
 
 
 def test_ci_share_of_the_seed_sweep_finds_no_violation() -> None:

@@ -3,7 +3,9 @@ shaded, leader per term.
 
 The trace is the simulator's list of records (one JSON object per line in its
 file), each with "t" (simulated ms) and "ev" (its kind): run, call, return,
-timeout, fault, role, phase and verdict are drawn, other kinds skipped.
+timeout, fault, role, phase and verdict are drawn, other kinds skipped. A
+`TraceData` (sim/tracedata.py) or a `TracedRun` is accepted too: the records
+this picture reads are rebuilt from its arrays (`_records_of`).
 
 Three stacked axes share one x axis, simulated time in seconds:
 
@@ -42,6 +44,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.transforms import blended_transform_factory
+
+from sim.tracedata import TraceData, TracedRun
 
 Record = Mapping[str, Any]
 
@@ -442,9 +446,39 @@ def _legend_handles(trace: _Trace, colors: Mapping[int, Any]) -> list[Any]:
     return handles
 
 
-def timeline_figure(records: Sequence[Mapping[str, Any]], *, title: str | None = None) -> Figure:
-    """The timeline of a trace as a Figure on its own Agg canvas (see the module doc)."""
-    trace = _read(records)
+Source = TraceData | TracedRun | Sequence[Mapping[str, Any]]
+
+
+def _records_of(source: Source) -> Sequence[Record]:
+    """The records to draw: as given, a TracedRun's, or rebuilt from a TraceData."""
+    if isinstance(source, TracedRun):
+        return source.records
+    if not isinstance(source, TraceData):
+        return source
+    data = source
+    records: list[Record] = [{"t": 0.0, "ev": "run", "seed": data.seed, "options": data.options,
+                              "params": data.params, "nodes": list(data.nodes)}]
+    records += [{"t": t, "ev": "phase", "phase": name} for t, name in data.phases]
+    records += data.faults
+    records += [{"t": float(row["t"]), "ev": "role", "node": int(row["node"]),
+                 "role": str(row["role"]), "term": int(row["term"])} for row in data.roles]
+    for row, op in zip(data.ops, data.op_records, strict=True):
+        records.append({"t": float(row["t_call"]), "ev": "call", "client": op["client"],
+                        "op": op["op"], "node": op["node"], "input": op["input"]})
+        end = {"t": float(row["t_end"]), "client": op["client"], "op": op["op"]}
+        if row["outcome"] == "indeterminate":
+            records.append({**end, "ev": "timeout"})
+        else:
+            records.append({**end, "ev": "return", "output": op["output"]})
+    if data.verdict is not None:
+        records.append({**data.verdict, "t": data.end_ms})
+    return records
+
+
+def timeline_figure(records: Source, *, title: str | None = None) -> Figure:
+    """The timeline of a trace (records, a TraceData or a TracedRun) as a
+    Figure on its own Agg canvas (see the module doc)."""
+    trace = _read(_records_of(records))
     title_text = _default_title(trace) if title is None else title
     colors = {node: NODE_COLORS[index % len(NODE_COLORS)]
               for index, node in enumerate(trace.nodes)}
@@ -474,7 +508,7 @@ def timeline_figure(records: Sequence[Mapping[str, Any]], *, title: str | None =
     return figure
 
 
-def write_timeline_png(records: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *,
+def write_timeline_png(records: Source, path: str | os.PathLike[str], *,
                        title: str | None = None) -> None:
     """Draw the timeline of a trace and save it as a PNG at `path`."""
     timeline_figure(records, title=title).savefig(os.fspath(path), format="png", dpi=DPI)

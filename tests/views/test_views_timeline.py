@@ -1,4 +1,4 @@
-"""sim.plot: the trace timeline (client ops, node faults, leader per term) as a PNG."""
+"""sim.views.timeline: the trace timeline (client ops, node faults, leader per term) as a PNG."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
-from sim.plot import timeline_figure, write_timeline_png
+from sim.views.timeline import timeline_figure, write_timeline_png
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -244,7 +244,7 @@ def test_no_pyplot_and_no_global_settings_touched(tmp_path: Path) -> None:
     script = (
         "import sys, matplotlib\n"
         "before = dict(matplotlib.rcParams.copy())  # copy() does not resolve the backend\n"
-        "from sim.plot import write_timeline_png\n"
+        "from sim.views.timeline import write_timeline_png\n"
         f"write_timeline_png([{{'t': 0, 'ev': 'run', 'nodes': [1]}}], {str(png)!r})\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
         "assert dict(matplotlib.rcParams.copy()) == before\n")
