@@ -1,0 +1,82 @@
+"""`start_server`: a started grpc.aio server with etcd's v3 services over a
+`NodeHandle`, listening on the given addresses.
+
+Message size limits follow etcd's defaults: a request may be up to
+`max_request_bytes` (etcd's --max-request-bytes, 1.5 MiB) plus gRPC's
+overhead allowance (512 KiB); responses are not limited (a range can be
+large; watch responses are fragmented for clients that ask). `configure`
+lets the caller add more services (gRPC health, ...) before the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from real.api.handle import NodeHandle
+from real.api.servicers import add_services
+from real.api.servicers.maintenance import ETCD_VERSION
+from real.api.servicers.watch import DEFAULT_FRAGMENT_BYTES
+
+DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
+GRPC_OVERHEAD_BYTES = 512 * 1024
+MAX_SEND_BYTES = 2**31 - 1
+
+
+class ListenError(OSError):
+    """An address could not be bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServer:
+    """A started client API server and the ports it bound (in address order)."""
+
+    server: grpc.aio.Server
+    ports: tuple[int, ...]
+
+    async def stop(self, grace: float | None) -> None:
+        """Stop taking RPCs; in-flight ones get `grace` seconds (None: cut now)."""
+        await self.server.stop(grace)
+
+
+async def start_server(handle: NodeHandle, addresses: Sequence[str], *,
+                       max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                       version: str = ETCD_VERSION,
+                       db_size_bytes: Callable[[], int] | None = None,
+                       configure: Callable[[grpc.aio.Server], None] | None = None,
+                       ) -> ApiServer:
+    """Serve `handle` on every `host:port` in `addresses` (port 0 picks a free
+    one; `.ports` tells which). Raises `ListenError` naming an address that
+    cannot be bound; nothing is left listening then."""
+    assert addresses, "no address to listen on"
+    assert max_request_bytes > 0, max_request_bytes
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", max_request_bytes + GRPC_OVERHEAD_BYTES),
+        ("grpc.max_send_message_length", MAX_SEND_BYTES),
+        # gRPC shares ports by default (SO_REUSEPORT): two servers on one
+        # client port would split its clients silently. Fail to bind instead.
+        ("grpc.so_reuseport", 0),
+    ])
+    add_services(server, handle, version=version,
+                 fragment_bytes=min(max_request_bytes, DEFAULT_FRAGMENT_BYTES),
+                 db_size_bytes=db_size_bytes)
+    if configure is not None:
+        configure(server)
+    ports: list[int] = []
+    for address in addresses:
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as error:
+            await server.stop(grace=None)
+            raise ListenError(f"cannot listen for clients on {address}: {error}") from error
+        if port == 0:
+            await server.stop(grace=None)
+            raise ListenError(f"cannot listen for clients on {address}")
+        ports.append(port)
+    await server.start()
+    return ApiServer(server=server, ports=tuple(ports))
+
+
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "ApiServer", "ListenError", "start_server"]

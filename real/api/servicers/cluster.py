@@ -1,0 +1,52 @@
+"""etcd's Cluster service: MemberAdd, MemberRemove, MemberList, MemberPromote.
+
+Membership changes go through Raft as configuration changes (the core plans
+and applies them); MemberList answers from this member's table. MemberUpdate
+(changing a member's peer URLs) has no core request yet and answers
+UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from chainfire_core.node_messages import MemberListRequest, MemberResponse, ReadConsistency
+from real.api import convert_admin as convert
+from real.api.servicers.common import Context, HandleServicer, decode
+from real.etcdpb import rpc_pb2, rpc_pb2_grpc
+
+MEMBER_UPDATE_UNSUPPORTED = "chainfire: MemberUpdate is not supported yet"
+
+
+class ClusterServicer(HandleServicer, rpc_pb2_grpc.ClusterServicer):
+    async def MemberAdd(self, request: rpc_pb2.MemberAddRequest,
+                        context: Context) -> rpc_pb2.MemberAddResponse:
+        core = await decode(context, convert.member_add_from_pb, request)
+        response = await self.ask(context, core, MemberResponse)
+        return convert.member_add_response_to_pb(response, self.fields())
+
+    async def MemberRemove(self, request: rpc_pb2.MemberRemoveRequest,
+                           context: Context) -> rpc_pb2.MemberRemoveResponse:
+        core = await decode(context, convert.member_remove_from_pb, request)
+        response = await self.ask(context, core, MemberResponse)
+        return convert.member_remove_response_to_pb(response, self.fields())
+
+    async def MemberUpdate(self, request: rpc_pb2.MemberUpdateRequest,
+                           context: Context) -> rpc_pb2.MemberUpdateResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, MEMBER_UPDATE_UNSUPPORTED)
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+    async def MemberList(self, request: rpc_pb2.MemberListRequest,
+                         context: Context) -> rpc_pb2.MemberListResponse:
+        response = await self.ask(context, MemberListRequest(), MemberResponse,
+                                  ReadConsistency.SERIALIZABLE)
+        return convert.member_list_response_to_pb(response, self.fields())
+
+    async def MemberPromote(self, request: rpc_pb2.MemberPromoteRequest,
+                            context: Context) -> rpc_pb2.MemberPromoteResponse:
+        core = await decode(context, convert.member_promote_from_pb, request)
+        response = await self.ask(context, core, MemberResponse)
+        return convert.member_promote_response_to_pb(response, self.fields())
+
+
+__all__ = ["MEMBER_UPDATE_UNSUPPORTED", "ClusterServicer"]

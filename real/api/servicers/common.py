@@ -1,0 +1,64 @@
+"""What every servicer shares: the handle, response header fields, and turning
+core errors into etcd's gRPC statuses.
+
+Theory of operation
+-------------------
+A servicer method decodes the protobuf request (`decode`), asks the handle
+(`ask`), checks the answer's type and encodes it. A `ChainfireError` from
+either step ends the RPC with etcd's status (real/api/errors.py); anything
+else is a bug and reaches gRPC as UNKNOWN, logged by grpc, while the server
+keeps serving other RPCs. A response of the wrong type from the handle is
+a broken invariant: an assertion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from chainfire_core.errors import ChainfireError
+from chainfire_core.node_messages import ClientRequest, ReadConsistency
+from real.api.convert import HeaderFields
+from real.api.errors import abort
+from real.api.handle import NodeHandle
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_P = TypeVar("_P")
+_R = TypeVar("_R")
+_T = TypeVar("_T")
+
+
+class HandleServicer:
+    """Base of the servicers: holds the `NodeHandle`."""
+
+    def __init__(self, handle: NodeHandle) -> None:
+        self.handle = handle
+
+    def fields(self) -> HeaderFields:
+        handle = self.handle
+        return HeaderFields(cluster_id=handle.cluster_id, member_id=handle.member_id,
+                            raft_term=handle.raft_term())
+
+    async def ask(self, context: Context, request: ClientRequest, kind: type[_T],
+                  consistency: ReadConsistency = ReadConsistency.LINEARIZABLE) -> _T:
+        """The handle's answer to `request`, which must be a `kind`."""
+        try:
+            response = await self.handle.request(request, consistency)
+        except ChainfireError as error:
+            await abort(context, error)
+        assert isinstance(response, kind), (type(response), kind)
+        return response
+
+
+async def decode(context: Context, convert: Callable[[_P], _R], pb: _P) -> _R:
+    """`convert(pb)`, or the RPC ends with the error's status (INVALID_ARGUMENT
+    for a malformed request)."""
+    try:
+        return convert(pb)
+    except ChainfireError as error:
+        await abort(context, error)
+
+
+__all__ = ["Context", "HandleServicer", "decode"]

@@ -1,0 +1,377 @@
+"""NodeRuntime: the asyncio driver of one `ChainfireNode`.
+
+Theory of operation
+-------------------
+The runtime only moves bytes, time and disk writes in and out of the core;
+every decision stays in chainfire_core. Three inputs feed the node, all on
+the event loop thread: client requests (`request`), peer messages
+(`deliver`, the transport's callback) and ticks (a task that ticks the node
+once per `tick_ms` of `loop.time()`, the loop's monotonic clock). Each input
+sets a wake-up flag for the one driver task, which carries out Readies one
+at a time, in the order of the Ready contract (as sim/host.py does):
+
+1. persist: `storage.save(hard state, entries, snapshot)`, then, when the
+   Ready must be synced, `storage.sync()` (fsync) in a worker thread;
+2. check: every outgoing message depends only on durable state
+   (`DurabilityCheck`, the simulator's `_assert_durable`);
+3. send the messages (`transport.send`, non-blocking);
+4. answer: resolve the futures of the client requests the Ready answers;
+5. `node.advance(ready)`: the node applies committed entries and moves on;
+   then the watch hub (real/api/watch_hub.py) wakes its sessions.
+
+Group commit: while the driver awaits an fsync, the loop keeps taking
+requests; `ChainfireNode` queues the writes and proposes all of them as one
+batch at the next `ready()`, so N writes that arrive during one fsync cost
+one log append and one fsync together.
+
+Time: ticks follow the loop's clock. When the loop falls behind (a long
+fsync on the loop thread, a busy CPU), at most `max_catchup_ticks` missed
+ticks are replayed and the rest dropped (counted in `dropped_ticks`): a
+burst of ticks would time out elections against heartbeats that are only
+waiting in a socket buffer. Dropping ticks slows this node's clock, which
+only makes its leases last longer, never shorter.
+
+Failure: if storage fails (an OSError from save or sync) the node cannot
+know what is durable and must stop: the driver records the error, every
+waiting request fails with `NodeStopped`, and `failed` holds the cause.
+`stop()` is graceful: new requests are refused, requests already taken
+(in-flight writes) are finished or time out in the core, then the tasks
+end and watch streams are broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from chainfire_core.errors import RequestError
+from chainfire_core.node import ChainfireNode, NodeReady
+from chainfire_core.node_messages import (
+    ClientRequest,
+    Member,
+    MemberAddRequest,
+    ReadConsistency,
+    StatusResponse,
+)
+from chainfire_core.raft.messages import Message
+from chainfire_core.types import NodeId
+from real.api.handle import WatchSession
+from real.api.watch_hub import WatchHub
+from real.config import member_id
+from real.durability import DurabilityCheck, DurableStorage
+
+
+class NodeStopped(RequestError):
+    """The node is stopping or has stopped (etcd's ErrStopped)."""
+
+    grpc_code = "UNAVAILABLE"
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__("etcdserver: server stopped")  # etcd's exact text (clients match it)
+        self.reason = reason
+
+
+class Transport(Protocol):
+    """Where the runtime sends peer messages (real.transport.PeerTransport)."""
+
+    def send(self, messages: Sequence[Message]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeConfig:
+    # Wall time per core tick: the node's NodeConfig.tick_ms must match.
+    tick_ms: int = 100
+    # Missed ticks replayed at once after the loop fell behind (the rest are dropped).
+    max_catchup_ticks: int = 2
+    # Run fsync in a worker thread so requests keep arriving (group commit).
+    sync_in_thread: bool = True
+    # Check the node's invariants every this many ticks (0: never; tests turn it on).
+    check_invariants_every_ticks: int = 0
+    # Campaign at start when this node is the only voter (a single-node cluster
+    # serves at once instead of after an election timeout).
+    campaign_if_alone: bool = True
+
+    def __post_init__(self) -> None:
+        assert self.tick_ms > 0, self.tick_ms
+        assert self.max_catchup_ticks > 0, self.max_catchup_ticks
+        assert self.check_invariants_every_ticks >= 0, self.check_invariants_every_ticks
+
+
+@dataclass(slots=True)
+class RuntimeStats:
+    readies: int = 0
+    syncs: int = 0
+    messages_sent: int = 0
+    ticks: int = 0
+    dropped_ticks: int = 0
+    answered: int = 0
+
+
+class NullTransport:
+    """A transport for a single-node cluster: there is nobody to send to."""
+
+    def send(self, messages: Sequence[Message]) -> None:
+        assert not messages, f"single node sent {len(messages)} messages"
+
+
+class NodeRuntime:
+    """Drives one ChainfireNode on the running event loop; implements NodeHandle."""
+
+    def __init__(self, node: ChainfireNode, storage: DurableStorage,
+                 config: RuntimeConfig | None = None, *, cluster_id: int = 0,
+                 cluster_token: str | None = None) -> None:
+        self.node = node
+        self.storage = storage
+        self.config = config or RuntimeConfig(tick_ms=node.config.tick_ms)
+        assert self.config.tick_ms == node.config.tick_ms, (
+            "runtime and node disagree on tick_ms", self.config.tick_ms, node.config.tick_ms)
+        assert node.storage is storage, "the node must read the storage the runtime writes"
+        hard_state, _ = storage.initial_state()
+        self.durability = DurabilityCheck(node.id, hard_state, storage.last_index())
+        self.stats = RuntimeStats()
+        self._cluster_id = cluster_id
+        # MemberAdd without an id gets the id its own node derives from its
+        # peer URLs (real.config.member_id), when the token is known.
+        self._cluster_token = cluster_token
+        # The one poller of the node's watchable store (see real/api/watch_hub.py).
+        self.watches = WatchHub(node.sm.watches)
+        self._transport: Transport = NullTransport()
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, asyncio.Future[object]] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self.failed: BaseException | None = None
+        self._halt_task: asyncio.Task[None] | None = None
+        # wait_until's predicates, checked after every Ready carried out.
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        # Called with the member table after a membership change or a snapshot
+        # was applied (the server points the transport at the new peers).
+        self.on_members_changed: Callable[[tuple[Member, ...]], None] | None = None
+
+    # -- life cycle --------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> NodeId:
+        return self.node.id
+
+    @property
+    def member_id(self) -> int:
+        return self.node.id
+
+    @property
+    def cluster_id(self) -> int:
+        return self._cluster_id
+
+    def raft_term(self) -> int:
+        return self.node.raw.raft.term
+
+    def revision(self) -> int:
+        return self.node.sm.revision
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not self._stopped.is_set()
+
+    def start(self, transport: Transport | None = None) -> None:
+        """Start the driver and ticker tasks on the running loop."""
+        assert not self._tasks, "started twice"
+        if transport is not None:
+            self._transport = transport
+        voters = self.node.raw.raft.tracker.conf_state().voters
+        if self.config.campaign_if_alone and tuple(voters) == (self.node.id,):
+            self.node.campaign()
+        self._tasks = [
+            asyncio.create_task(self._guard(self._drive()), name=f"chainfire-drive-{self.node.id}"),
+            asyncio.create_task(self._guard(self._tick()), name=f"chainfire-tick-{self.node.id}"),
+        ]
+        self._wake.set()
+
+    async def stop(self, drain_timeout_s: float = 5.0) -> None:
+        """Refuse new requests, let the ones taken finish (up to the timeout),
+        then stop. Idempotent."""
+        self._stopping = True
+        if self._tasks and self.failed is None and self._waiters:
+            waiting = [future for future in self._waiters.values() if not future.done()]
+            if waiting:
+                await asyncio.wait(waiting, timeout=drain_timeout_s)
+        await self._halt("stopping")
+
+    async def _halt(self, reason: str) -> None:
+        tasks, self._tasks = self._tasks, []
+        current = asyncio.current_task()
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+        for task in tasks:
+            if task is not current:
+                with suppress(asyncio.CancelledError):
+                    await task
+        self._fail_waiters(NodeStopped(reason))
+        self.watches.close()
+        self._stopped.set()
+        self._check_conditions()  # a condition about the stop itself
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
+        """Return once `predicate()` holds, checked now and after every Ready
+        this runtime carries out or tick it takes; TimeoutError after `timeout_s`."""
+        if predicate():
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._conditions.append(entry)
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        finally:
+            if entry in self._conditions:
+                self._conditions.remove(entry)
+
+    def _check_conditions(self) -> None:
+        for predicate, future in list(self._conditions):
+            if not future.done() and predicate():
+                future.set_result(None)
+
+    def _fail_waiters(self, error: Exception) -> None:
+        waiters, self._waiters = self._waiters, {}
+        for request_id in sorted(waiters):
+            if not waiters[request_id].done():
+                waiters[request_id].set_exception(error)
+
+    # -- NodeHandle ----------------------------------------------------------------------
+
+    async def request(self, request: ClientRequest,
+                      consistency: ReadConsistency = ReadConsistency.LINEARIZABLE) -> object:
+        """The core's response to `request`; raises the core's ChainfireError
+        (or NodeStopped). A cancelled caller leaves the request to finish in
+        the node: the outcome of a write is then unknown."""
+        if self._stopping or not self._tasks:
+            raise NodeStopped(str(self.failed) if self.failed else "not serving")
+        if isinstance(request, MemberAddRequest) and not request.id and self._cluster_token:
+            request = replace(request, id=member_id(request.peer_urls, self._cluster_token))
+        request_id = next(self._ids)
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = future
+        self.node.submit(request_id, request, consistency)
+        self._wake.set()
+        try:
+            return await future
+        finally:
+            self._waiters.pop(request_id, None)
+
+    def status(self) -> StatusResponse:
+        return self.node.status()
+
+    def watch_session(self) -> WatchSession:
+        """A watch session for one client stream (closed at once if the node
+        is not serving: its stream ends)."""
+        session = self.watches.session()
+        if self._stopping or not self._tasks:
+            session.close()
+        return session
+
+    # -- peer inputs (the transport's callbacks) --------------------------------------------
+
+    def deliver(self, message: Message) -> None:
+        if not self._tasks:
+            return  # stopped: a late frame
+        self.node.step(message)
+        self._wake.set()
+
+    def report_unreachable(self, peer: NodeId) -> None:
+        if self._tasks:
+            self.node.report_unreachable(peer)
+            self._wake.set()
+
+    def report_snapshot(self, peer: NodeId, ok: bool) -> None:
+        if self._tasks:
+            self.node.report_snapshot(peer, ok=ok)
+            self._wake.set()
+
+    # -- the Ready loop ----------------------------------------------------------------------
+
+    async def _guard(self, body: Coroutine[None, None, None]) -> None:
+        """Run a driver task; if it fails (storage error, broken invariant) the
+        node stops: it can no longer tell what is durable or true."""
+        try:
+            await body
+        except Exception as error:  # any failure stops the node
+            self.failed = error
+            self._stopping = True
+            self._halt_task = asyncio.get_running_loop().create_task(
+                self._halt(f"{type(error).__name__}: {error}"))
+
+    async def _drive(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.node.has_ready():
+                await self._carry_out(self.node.ready())
+
+    async def _carry_out(self, ready: NodeReady) -> None:
+        raft = ready.raft
+        self.stats.readies += 1
+        if raft is not None:
+            if raft.entries or raft.hard_state is not None or raft.snapshot is not None:
+                self.storage.save(raft.hard_state, raft.entries, raft.snapshot)
+                self.durability.saved(raft.hard_state, raft.entries, raft.snapshot)
+            if raft.must_sync:
+                if self.config.sync_in_thread:
+                    await asyncio.to_thread(self.storage.sync)
+                else:
+                    self.storage.sync()
+                self.durability.synced()
+                self.stats.syncs += 1
+            if raft.messages:
+                self.durability.check(raft.messages)
+                self._transport.send(raft.messages)
+                self.stats.messages_sent += len(raft.messages)
+        for response in ready.responses:
+            future = self._waiters.pop(response.request_id, None)
+            if future is None or future.done():
+                continue  # its caller gave up
+            if response.error is not None:
+                future.set_exception(response.error)
+            else:
+                future.set_result(response.response)
+            self.stats.answered += 1
+        self.node.advance(ready)
+        self.watches.notify()
+        if raft is not None and self.on_members_changed is not None and (
+                raft.snapshot is not None
+                or any(entry.conf_change is not None for entry in raft.committed_entries)):
+            self.on_members_changed(self.node.members.all())
+        if self._conditions:
+            self._check_conditions()
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick_s = self.config.tick_ms / 1000
+        next_at = loop.time() + tick_s
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            due = int((loop.time() - next_at) / tick_s) + 1
+            ticks = min(due, self.config.max_catchup_ticks)
+            self.stats.dropped_ticks += due - ticks
+            next_at += due * tick_s
+            for _ in range(ticks):
+                self.node.tick()
+                self.stats.ticks += 1
+                every = self.config.check_invariants_every_ticks
+                if every and self.stats.ticks % every == 0:
+                    self.node.check_invariants()
+            self._wake.set()
+            self.watches.notify()
+            if self._conditions:
+                self._check_conditions()
+
+
+__all__ = ["NodeRuntime", "NodeStopped", "NullTransport", "RuntimeConfig", "RuntimeStats",
+           "Transport"]

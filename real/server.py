@@ -1,0 +1,177 @@
+"""`chainfire serve`: run one Chainfire member until SIGTERM / SIGINT.
+
+Theory of operation
+-------------------
+`main(argv)` reads the configuration (real/config.py: TOML file <
+CHAINFIRE_* environment < flags); a bad setting prints the `ConfigError`
+(field and reason) and exits 2. `serve(config)` then, in order:
+
+1. opens the data directory (`DiskStorage.open`: recovery; a corrupt log
+   stops the member here with the storage's message, exit 1);
+2. bootstraps an empty storage for a new cluster and builds the
+   `ChainfireNode` (real/bootstrap.py);
+3. starts the peer transport on the first listen-peer URL and points it at
+   the other members, the runtime (the Ready loop and the clock), then the
+   gRPC server on every listen-client URL;
+4. waits for a signal, or for the runtime to stop by itself (a storage
+   failure; exit 1).
+
+Shutdown is graceful: the runtime first refuses new requests (etcd's
+UNAVAILABLE "server stopped", which clients retry on another member) and
+lets the requests it has taken finish, for up to `drain_timeout_s` (the
+transport keeps running, so in-flight writes still commit), then ends the
+watch streams; then the gRPC server stops, giving calls still open
+`shutdown_grace_s`; then the transport and the storage close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # no stubs: see pyproject
+from grpc_health.v1.health import HealthServicer
+
+from chainfire_core.node_messages import Member
+from chainfire_core.types import NodeId
+from real.api.server import ApiServer, ListenError, start_server
+from real.bootstrap import build_node
+from real.config import ConfigError, ServerConfig, load_config, parse_url
+from real.runtime import NodeRuntime, RuntimeConfig
+from real.storage import DiskStorage, StorageError
+from real.transport import PeerTransport
+
+logger = logging.getLogger("chainfire.server")
+
+USAGE = "usage: chainfire serve [--flags]   (chainfire serve --help lists them)"
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServeOptions:
+    # Seconds the gRPC server gives calls in flight when stopping.
+    shutdown_grace_s: float = 5.0
+    # Seconds the runtime then waits for requests it still holds.
+    drain_timeout_s: float = 5.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "serve":
+        print(USAGE, file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        config = load_config(args[1:], os.environ)
+    except ConfigError as error:
+        print(f"chainfire: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(config))
+
+
+async def serve(config: ServerConfig, options: ServeOptions | None = None,
+                stop: asyncio.Event | None = None) -> int:
+    """Run the member until `stop` is set (default: SIGTERM or SIGINT)."""
+    options = options or ServeOptions()
+    try:
+        storage = DiskStorage.open(config.data_dir)
+    except StorageError as error:
+        logger.error("cannot open the data directory: %s", error)
+        return EXIT_FAILED
+    try:
+        return await _run(config, options, storage, stop)
+    finally:
+        storage.close()
+
+
+async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage,
+               stop: asyncio.Event | None) -> int:
+    node = build_node(config, storage)
+    runtime = NodeRuntime(node, storage, RuntimeConfig(tick_ms=config.tick_ms),
+                          cluster_id=config.cluster_id,
+                          cluster_token=config.initial_cluster_token)
+    transport = PeerTransport(node.id, on_message=runtime.deliver,
+                              on_unreachable=runtime.report_unreachable,
+                              on_snapshot_status=runtime.report_snapshot)
+    peer = config.listen_peer_urls[0]
+    await transport.start(peer.host, peer.port)
+    transport.set_peers(config.peer_addresses())
+    runtime.on_members_changed = _peer_updater(config, transport.set_peers)
+    runtime.start(transport)
+    try:
+        grpc_server = await _start_grpc(runtime, config)
+    except ListenError as error:
+        logger.error("%s", error)
+        await runtime.stop(0)
+        await transport.close()
+        return EXIT_FAILED
+    logger.info("member %s (id %x) serving clients on %s, peers on %s", config.name, node.id,
+                ",".join(url.url for url in config.listen_client_urls), peer.url)
+    stop = stop or _signal_event()
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(runtime.wait_stopped())]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+    logger.info("member %s stopping", config.name)
+    # New requests get "server stopped" (UNAVAILABLE: clients retry elsewhere)
+    # while the ones taken finish; then the gRPC server and the transport go.
+    await runtime.stop(options.drain_timeout_s)
+    await grpc_server.stop(options.shutdown_grace_s)
+    await transport.close()
+    if runtime.failed is not None:
+        logger.error("member %s stopped: %s", config.name, runtime.failed)
+        return EXIT_FAILED
+    return 0
+
+
+def _signal_event() -> asyncio.Event:
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, event.set)
+    return event
+
+
+def _peer_updater(config: ServerConfig, set_peers: Callable[[Mapping[NodeId, tuple[str, int]]],
+                                                              None]
+                  ) -> Callable[[tuple[Member, ...]], None]:
+    """Peers = the bootstrap members' addresses, updated from the member table."""
+    def update(members: tuple[Member, ...]) -> None:
+        peers = dict(config.peer_addresses())
+        for member in members:
+            if member.id == config.node_id or not member.peer_urls:
+                continue
+            try:
+                url = parse_url(member.peer_urls[0])
+            except ValueError:
+                logger.warning("member %x has a bad peer URL %r", member.id, member.peer_urls[0])
+                continue
+            peers[member.id] = (url.host, url.port)
+        current = {member.id for member in members}
+        set_peers({node_id: address for node_id, address in peers.items()
+                   if node_id in current})
+    return update
+
+
+async def _start_grpc(runtime: NodeRuntime, config: ServerConfig) -> ApiServer:
+    addresses = [f"{url.host}:{url.port}" for url in config.listen_client_urls]
+    return await start_server(runtime, addresses, configure=_add_health)
+
+
+def _add_health(server: grpc.aio.Server) -> None:
+    """The standard gRPC health service: SERVING while the server runs."""
+    health = HealthServicer()
+    health.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
