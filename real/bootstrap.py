@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 
+from chainfire_core.codec import Codec
 from chainfire_core.node import ChainfireNode, NodeConfig
 from chainfire_core.node_codec import NODE_CODEC
 from chainfire_core.node_messages import Member, NodeSnapshot
@@ -71,12 +72,14 @@ def node_config(config: ServerConfig, node_id: NodeId | None = None) -> NodeConf
 
 def build_node(config: ServerConfig, storage: DurableStorage,
                state_machine: StateMachine | None = None,
-               rng: random.Random | None = None) -> ChainfireNode:
-    """Bootstrap (a new cluster, empty storage) and build this member's node."""
+               rng: random.Random | None = None, codec: Codec | None = None) -> ChainfireNode:
+    """Bootstrap (a new cluster, empty storage) and build this member's node
+    (`codec`: the node's entry codec, default NODE_CODEC)."""
     if config.initial_cluster_state == "new":
         bootstrap(storage, initial_members(config))
     node_rng = rng if rng is not None else random.Random()  # election jitter only
-    return ChainfireNode(node_config(config), storage, node_rng, state_machine=state_machine)
+    return ChainfireNode(node_config(config), storage, node_rng, state_machine=state_machine,
+                         codec=codec if codec is not None else NODE_CODEC)
 
 
 __all__ = ["bootstrap", "bootstrap_snapshot", "build_node", "initial_members", "is_empty",

@@ -79,6 +79,8 @@ class ServerConfig:
     heartbeat_interval_ms: int = 100
     election_timeout_ms: int = 1000
     snapshot_count: int = 10_000
+    # Where /metrics and /health are served over HTTP (etcd's flag); none: off.
+    listen_metrics_urls: tuple[HttpUrl, ...] = ()
 
     def __post_init__(self) -> None:
         assert self.listen_client_urls and self.listen_peer_urls and self.initial_cluster
@@ -258,6 +260,8 @@ FIELDS = (
     _Field("heartbeat_interval_ms", _int, "ms per heartbeat, the core's tick (default 100)"),
     _Field("election_timeout_ms", _int, "ms without a leader before an election (default 1000)"),
     _Field("snapshot_count", _int, "applied entries between snapshots (default 10000)"),
+    _Field("listen_metrics_urls", lambda raw: _urls(raw, allow_port_zero=True),
+           "URLs to serve /metrics and /health on over HTTP (default: none)"),
 )
 _BY_NAME = {field.name: field for field in FIELDS}
 

@@ -37,12 +37,26 @@ waiting request fails with `NodeStopped`, and `failed` holds the cause.
 `stop()` is graceful: new requests are refused, requests already taken
 (in-flight writes) are finished or time out in the core, then the tasks
 end and watch streams are broken.
+
+Answers: a Ready's responses were all made before that Ready was taken
+(writes answered when they applied in the previous `advance`, reads served
+then or at submit, errors), so none depends on the Ready's own entries.
+`answer_before_persist` answers them before persisting the Ready, so a
+write's answer need not wait for the next batch's fsync; measured in
+docs/benchmarks.md ("Real nodes") it did not help (the loop is CPU-bound
+under load, and with light load the next Ready has nothing to fsync), so it
+is off and the order is sim/host.py's.
+
+Observation: an optional `observer` (real/metrics.py's `NodeMetrics`) hears
+of every request taken and finished and of every Ready carried out, with
+the time its persist and fsync took; it only counts, never decides.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
@@ -75,6 +89,19 @@ class NodeStopped(RequestError):
         self.reason = reason
 
 
+class RuntimeObserver(Protocol):
+    """Hears what the runtime does (metrics); must be cheap and never raise."""
+
+    def request_started(self, request: ClientRequest) -> None: ...
+
+    def request_finished(self, request: ClientRequest, error: BaseException | None) -> None: ...
+
+    def carried_out(self, ready: NodeReady, save_s: float, sync_s: float | None) -> None:
+        """A Ready was persisted (`save_s`; `sync_s` when it was fsynced), sent,
+        answered and advanced."""
+        ...
+
+
 class Transport(Protocol):
     """Where the runtime sends peer messages (real.transport.PeerTransport)."""
 
@@ -94,6 +121,9 @@ class RuntimeConfig:
     # Campaign at start when this node is the only voter (a single-node cluster
     # serves at once instead of after an election timeout).
     campaign_if_alone: bool = True
+    # Answer a Ready's client responses before persisting its entries (see
+    # "Answers" in the module docstring); False: after, as sim/host.py does.
+    answer_before_persist: bool = False
 
     def __post_init__(self) -> None:
         assert self.tick_ms > 0, self.tick_ms
@@ -153,6 +183,8 @@ class NodeRuntime:
         # Called with the member table after a membership change or a snapshot
         # was applied (the server points the transport at the new peers).
         self.on_members_changed: Callable[[tuple[Member, ...]], None] | None = None
+        # Metrics (real/metrics.py); None: nothing observes.
+        self.observer: RuntimeObserver | None = None
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -259,12 +291,27 @@ class NodeRuntime:
         request_id = next(self._ids)
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = future
+        observer = self.observer
+        if observer is not None:
+            observer.request_started(request)
         self.node.submit(request_id, request, consistency)
         self._wake.set()
         try:
-            return await future
+            response = await future
+        except BaseException as error:
+            if observer is not None:
+                observer.request_finished(request, error)
+            raise
         finally:
             self._waiters.pop(request_id, None)
+        if observer is not None:
+            observer.request_finished(request, None)
+        return response
+
+    @property
+    def requests_waiting(self) -> int:
+        """Requests taken and not yet answered."""
+        return len(self._waiters)
 
     def status(self) -> StatusResponse:
         return self.node.status()
@@ -318,21 +365,43 @@ class NodeRuntime:
     async def _carry_out(self, ready: NodeReady) -> None:
         raft = ready.raft
         self.stats.readies += 1
+        if self.config.answer_before_persist:
+            self._answer(ready)
+        save_s = 0.0
+        sync_s: float | None = None
         if raft is not None:
             if raft.entries or raft.hard_state is not None or raft.snapshot is not None:
+                started = time.perf_counter()
                 self.storage.save(raft.hard_state, raft.entries, raft.snapshot)
+                save_s = time.perf_counter() - started
                 self.durability.saved(raft.hard_state, raft.entries, raft.snapshot)
             if raft.must_sync:
+                started = time.perf_counter()
                 if self.config.sync_in_thread:
                     await asyncio.to_thread(self.storage.sync)
                 else:
                     self.storage.sync()
+                sync_s = time.perf_counter() - started
                 self.durability.synced()
                 self.stats.syncs += 1
             if raft.messages:
                 self.durability.check(raft.messages)
                 self._transport.send(raft.messages)
                 self.stats.messages_sent += len(raft.messages)
+        if not self.config.answer_before_persist:
+            self._answer(ready)
+        self.node.advance(ready)
+        self.watches.notify()
+        if self.observer is not None:
+            self.observer.carried_out(ready, save_s, sync_s)
+        if raft is not None and self.on_members_changed is not None and (
+                raft.snapshot is not None
+                or any(entry.conf_change is not None for entry in raft.committed_entries)):
+            self.on_members_changed(self.node.members.all())
+        if self._conditions:
+            self._check_conditions()
+
+    def _answer(self, ready: NodeReady) -> None:
         for response in ready.responses:
             future = self._waiters.pop(response.request_id, None)
             if future is None or future.done():
@@ -342,14 +411,6 @@ class NodeRuntime:
             else:
                 future.set_result(response.response)
             self.stats.answered += 1
-        self.node.advance(ready)
-        self.watches.notify()
-        if raft is not None and self.on_members_changed is not None and (
-                raft.snapshot is not None
-                or any(entry.conf_change is not None for entry in raft.committed_entries)):
-            self.on_members_changed(self.node.members.all())
-        if self._conditions:
-            self._check_conditions()
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -373,5 +434,5 @@ class NodeRuntime:
                 self._check_conditions()
 
 
-__all__ = ["NodeRuntime", "NodeStopped", "NullTransport", "RuntimeConfig", "RuntimeStats",
-           "Transport"]
+__all__ = ["NodeRuntime", "NodeStopped", "NullTransport", "RuntimeConfig", "RuntimeObserver",
+           "RuntimeStats", "Transport"]

@@ -12,7 +12,9 @@ CHAINFIRE_* environment < flags); a bad setting prints the `ConfigError`
    `ChainfireNode` (real/bootstrap.py);
 3. starts the peer transport on the first listen-peer URL and points it at
    the other members, the runtime (the Ready loop and the clock), then the
-   gRPC server on every listen-client URL;
+   gRPC server on every listen-client URL, and the HTTP /metrics and
+   /health endpoint on every listen-metrics URL (real/metrics.py; none by
+   default);
 4. waits for a signal, or for the runtime to stop by itself (a storage
    failure; exit 1).
 
@@ -42,7 +44,10 @@ from chainfire_core.node_messages import Member
 from chainfire_core.types import NodeId
 from real.api.server import ApiServer, ListenError, start_server
 from real.bootstrap import build_node
+from real.codec_memo import MemoCodec
 from real.config import ConfigError, ServerConfig, load_config, parse_url
+from real.metrics import NodeMetrics
+from real.metrics_http import start_metrics_server
 from real.runtime import NodeRuntime, RuntimeConfig
 from real.storage import DiskStorage, StorageError
 from real.transport import PeerTransport
@@ -60,6 +65,17 @@ class ServeOptions:
     shutdown_grace_s: float = 5.0
     # Seconds the runtime then waits for requests it still holds.
     drain_timeout_s: float = 5.0
+    # Called once the member serves clients (embedding: real/embed.py).
+    on_started: Callable[[Serving], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What `serve` started, handed to `ServeOptions.on_started`."""
+
+    runtime: NodeRuntime
+    # The bound client ports, in listen-client URL order (port 0: the one picked).
+    client_ports: tuple[int, ...]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,7 +110,7 @@ async def serve(config: ServerConfig, options: ServeOptions | None = None,
 
 async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage,
                stop: asyncio.Event | None) -> int:
-    node = build_node(config, storage)
+    node = build_node(config, storage, codec=MemoCodec())
     runtime = NodeRuntime(node, storage, RuntimeConfig(tick_ms=config.tick_ms),
                           cluster_id=config.cluster_id,
                           cluster_token=config.initial_cluster_token)
@@ -105,6 +121,8 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
     await transport.start(peer.host, peer.port)
     transport.set_peers(config.peer_addresses())
     runtime.on_members_changed = _peer_updater(config, transport.set_peers)
+    metrics = NodeMetrics(runtime)
+    runtime.observer = metrics
     runtime.start(transport)
     try:
         grpc_server = await _start_grpc(runtime, config)
@@ -113,8 +131,19 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
         await runtime.stop(0)
         await transport.close()
         return EXIT_FAILED
+    try:
+        metrics_server = await start_metrics_server(
+            metrics, [(url.host, url.port) for url in config.listen_metrics_urls])
+    except OSError as error:
+        logger.error("cannot listen for metrics: %s", error)
+        await runtime.stop(0)
+        await grpc_server.stop(None)
+        await transport.close()
+        return EXIT_FAILED
     logger.info("member %s (id %x) serving clients on %s, peers on %s", config.name, node.id,
                 ",".join(url.url for url in config.listen_client_urls), peer.url)
+    if options.on_started is not None:
+        options.on_started(Serving(runtime=runtime, client_ports=grpc_server.ports))
     stop = stop or _signal_event()
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(runtime.wait_stopped())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -125,6 +154,7 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
     # while the ones taken finish; then the gRPC server and the transport go.
     await runtime.stop(options.drain_timeout_s)
     await grpc_server.stop(options.shutdown_grace_s)
+    await metrics_server.close()
     await transport.close()
     if runtime.failed is not None:
         logger.error("member %s stopped: %s", config.name, runtime.failed)

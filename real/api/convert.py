@@ -322,6 +322,10 @@ def txn_to_pb(request: TxnRequest,
         failure=[_op_to_pb(op, consistency) for op in request.failure])
 
 
+# Header fields of the responses nested in a txn response: none but the revision.
+_INNER_FIELDS = HeaderFields()
+
+
 def _response_op_to_pb(op: ResponseOp, fields: HeaderFields) -> rpc_pb2.ResponseOp:
     match op:
         case RangeResponse():
@@ -335,9 +339,12 @@ def _response_op_to_pb(op: ResponseOp, fields: HeaderFields) -> rpc_pb2.Response
 
 
 def txn_response_to_pb(response: TxnResponse, fields: HeaderFields) -> rpc_pb2.TxnResponse:
+    """The txn's own header carries `fields`; the headers of the responses
+    inside it carry only their revision, as etcd's do (etcd fills in the
+    member's identity on the outermost header alone)."""
     return rpc_pb2.TxnResponse(header=header_to_pb(response.header, fields),
                                succeeded=response.succeeded,
-                               responses=[_response_op_to_pb(op, fields)
+                               responses=[_response_op_to_pb(op, _INNER_FIELDS)
                                           for op in response.responses])
 
 

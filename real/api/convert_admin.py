@@ -9,9 +9,10 @@ etcd names lease fields `ID`/`TTL` and member fields in camelCase
 (`ttl_s`). Core `MemberResponse` answers add, remove, promote and list
 alike; each etcd response type takes the parts it has.
 
-Differences from etcd that live in the core, not here: a lease TTL <= 0 is
-refused (etcd raises it to its minimum TTL); the status' `dbSize` is not
-known to the core and is passed in by the servicer.
+etcd's lenient readings are kept: a lease TTL <= 0 asks for the minimum TTL
+(the core refuses TTL <= 0, so it is sent on as 1 and the core raises it to
+its configured minimum). The status' `dbSize` is not known to the core and
+is passed in by the servicer.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ from real.etcdpb import rpc_pb2
 
 
 def lease_grant_from_pb(pb: rpc_pb2.LeaseGrantRequest) -> LeaseGrantRequest:
-    return LeaseGrantRequest(ttl_s=pb.TTL, id=LeaseId(pb.ID))
+    """A TTL below one second (0 or negative) asks for the shortest lease, as
+    in etcd, which raises any TTL below its minimum to the minimum: it is
+    sent on as 1 and the core raises it to its configured `min_lease_ttl_s`."""
+    return LeaseGrantRequest(ttl_s=max(pb.TTL, 1), id=LeaseId(pb.ID))
 
 
 def lease_grant_to_pb(request: LeaseGrantRequest) -> rpc_pb2.LeaseGrantRequest:
@@ -133,6 +137,13 @@ def leases_response_from_pb(pb: rpc_pb2.LeaseLeasesResponse) -> LeaseLeasesRespo
 # -- cluster -------------------------------------------------------------------------
 
 
+def _member_header(fields: HeaderFields) -> rpc_pb2.ResponseHeader:
+    """etcd's Cluster responses carry the member's identity and term but no
+    store revision (membership lives outside the key-value store); ours match."""
+    return rpc_pb2.ResponseHeader(cluster_id=fields.cluster_id, member_id=fields.member_id,
+                                  raft_term=fields.raft_term)
+
+
 def member_to_pb(member: Member) -> rpc_pb2.Member:
     return rpc_pb2.Member(ID=member.id, name=member.name, peerURLs=list(member.peer_urls),
                           clientURLs=list(member.client_urls), isLearner=member.is_learner)
@@ -162,7 +173,7 @@ def member_promote_from_pb(pb: rpc_pb2.MemberPromoteRequest) -> MemberPromoteReq
 
 def member_add_response_to_pb(response: MemberResponse,
                               fields: HeaderFields) -> rpc_pb2.MemberAddResponse:
-    pb = rpc_pb2.MemberAddResponse(header=header_to_pb(response.header, fields),
+    pb = rpc_pb2.MemberAddResponse(header=_member_header(fields),
                                    members=[member_to_pb(m) for m in response.members])
     if response.member is not None:
         pb.member.CopyFrom(member_to_pb(response.member))
@@ -171,19 +182,19 @@ def member_add_response_to_pb(response: MemberResponse,
 
 def member_list_response_to_pb(response: MemberResponse,
                                fields: HeaderFields) -> rpc_pb2.MemberListResponse:
-    return rpc_pb2.MemberListResponse(header=header_to_pb(response.header, fields),
+    return rpc_pb2.MemberListResponse(header=_member_header(fields),
                                       members=[member_to_pb(m) for m in response.members])
 
 
 def member_remove_response_to_pb(response: MemberResponse,
                                  fields: HeaderFields) -> rpc_pb2.MemberRemoveResponse:
-    return rpc_pb2.MemberRemoveResponse(header=header_to_pb(response.header, fields),
+    return rpc_pb2.MemberRemoveResponse(header=_member_header(fields),
                                         members=[member_to_pb(m) for m in response.members])
 
 
 def member_promote_response_to_pb(response: MemberResponse,
                                   fields: HeaderFields) -> rpc_pb2.MemberPromoteResponse:
-    return rpc_pb2.MemberPromoteResponse(header=header_to_pb(response.header, fields),
+    return rpc_pb2.MemberPromoteResponse(header=_member_header(fields),
                                          members=[member_to_pb(m) for m in response.members])
 
 

@@ -23,13 +23,13 @@ and the last `cached_entries_max` entries decoded (the entries a leader
 sends and a node applies are nearly always recent).
 
 Recovery (`open`): lock the directory, let SQLite replay its WAL (a torn
-last transaction is dropped by SQLite; `walcheck` refuses a damaged
-*synced* frame), then read the state row, the snapshot row and every live
-entry row, checking each CRC, the indexes' contiguity and the terms' order.
-Anything wrong raises `CorruptStorage` naming the file and the row; nothing
-is served from a log that fails. Compaction deletes the rows before the
-snapshot, so the work grows with the live (un-snapshotted) log, not with
-history.
+last transaction is dropped by SQLite, and `open` logs a warning; `walcheck`
+refuses a damaged *synced* frame), then read the state row, the snapshot row
+and every live entry row, checking each CRC, the indexes' contiguity and the
+terms' order. Anything wrong raises `CorruptStorage` naming the file and the
+row; nothing is served from a log that fails. Compaction deletes the rows
+before the snapshot, so the work grows with the live (un-snapshotted) log,
+not with history.
 
 Threads: one writer at a time (the driver's Ready loop). `sync()` may run
 in a worker thread while the event loop keeps reading: every use of the
@@ -38,6 +38,7 @@ SQLite connection holds `_io_lock`, and sync changes no in-memory state.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from array import array
@@ -66,6 +67,8 @@ from real.storage import records
 from real.storage.db import Database, open_database
 from real.storage.errors import StorageFailed, from_sqlite
 from real.storage.log_rows import LogRows, load_rows, read_entries
+
+logger = logging.getLogger("chainfire.storage")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,7 +131,13 @@ class DiskStorage:
         except BaseException:
             database.close()
             raise
-        return cls(database, rows, options)
+        storage = cls(database, rows, options)
+        report = storage.recovery
+        if report.torn_tail_truncated:  # operators should know a crash cut something
+            logger.warning("%s: cut a torn WAL tail (an unfinished transaction; %d whole "
+                           "frame(s) dropped); recovered %d live entries", database.path,
+                           report.wal_frames_dropped, report.entries)
+        return storage
 
     @property
     def path(self) -> Path:

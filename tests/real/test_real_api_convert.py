@@ -158,6 +158,23 @@ def test_responses_round_trip(header: ResponseHeader, kvs: list[KeyValue], more:
     assert convert.txn_response_from_pb(convert.txn_response_to_pb(txn, FIELDS)) == txn
     pb = convert.range_response_to_pb(ranged, FIELDS)
     assert (pb.header.cluster_id, pb.header.member_id, pb.header.raft_term) == (9, 3, 5)
+    # As in etcd, only the outermost txn header names the member; inner ones
+    # carry their revision alone.
+    outer = convert.txn_response_to_pb(txn, FIELDS)
+    assert (outer.header.member_id, outer.header.revision) == (3, header.revision)
+    inner = [outer.responses[0].response_range.header, outer.responses[1].response_put.header,
+             outer.responses[3].response_txn.header,
+             outer.responses[3].response_txn.responses[0].response_put.header]
+    assert all((h.cluster_id, h.member_id, h.raft_term, h.revision) == (0, 0, 0, header.revision)
+               for h in inner)
+
+
+@pytest.mark.parametrize("ttl", [0, -5, 1])
+def test_lease_grant_below_one_second_asks_for_the_minimum(ttl: int) -> None:
+    # etcd raises a TTL below its minimum to the minimum; the core refuses
+    # TTL <= 0, so the conversion asks for 1 s and the core raises that.
+    core = convert_admin.lease_grant_from_pb(rpc_pb2.LeaseGrantRequest(TTL=ttl, ID=3))
+    assert (core.ttl_s, core.id) == (1, 3)
 
 
 def test_lease_messages_round_trip() -> None:
@@ -191,10 +208,13 @@ def test_member_messages_round_trip() -> None:
     assert convert_admin.member_from_pb(convert_admin.member_to_pb(member)) == member
     add = MemberAddRequest(peer_urls=("http://a:2380",), is_learner=True)
     assert convert_admin.member_add_from_pb(convert_admin.member_add_to_pb(add)) == add
+    # Cluster responses carry no store revision (as etcd's): it does not round-trip.
     listing = MemberResponse(header=ResponseHeader(revision=Revision(1)), member=None,
                              members=(member,))
-    assert convert_admin.member_list_response_from_pb(
-        convert_admin.member_list_response_to_pb(listing, FIELDS)) == listing
+    listed = convert_admin.member_list_response_to_pb(listing, FIELDS)
+    assert listed.header.revision == 0 and listed.header.member_id == FIELDS.member_id
+    assert convert_admin.member_list_response_from_pb(listed) == MemberResponse(
+        header=ResponseHeader(revision=Revision(0)), member=None, members=(member,))
     added = convert_admin.member_add_response_to_pb(
         MemberResponse(header=listing.header, member=member, members=(member,)), FIELDS)
     assert added.member.ID == 2 and added.member.isLearner
