@@ -32,6 +32,7 @@ from chainfire_core.node_messages import (
     Member,
     MemberAddRequest,
     MemberPromoteRequest,
+    MemberPublishRequest,
     MemberRemoveRequest,
     MemberResponse,
 )
@@ -72,6 +73,9 @@ class MemberTable:
             case MemberPromoteRequest():
                 member = self._plan_promote(request, raft)
                 kind = ConfChangeType.ADD_NODE
+            case MemberPublishRequest():  # the same role again: only the record changes
+                member = replace(self._require(request.id), client_urls=request.client_urls)
+                kind = ConfChangeType.ADD_LEARNER if member.is_learner else ConfChangeType.ADD_NODE
             case _:
                 raise InvalidRequest(f"not a membership request: {type(request).__name__}")
         return (ConfChangeSingle(type=kind, node_id=member.id),), member

@@ -84,6 +84,7 @@ from chainfire_core.node_messages import (
     MemberChangeContext,
     MemberListRequest,
     MemberPromoteRequest,
+    MemberPublishRequest,
     MemberRemoveRequest,
     NodeSnapshot,
     Proposal,
@@ -279,7 +280,8 @@ class ChainfireNode:
                 self._answer(request_id, response=self.status())
             case MemberListRequest():
                 self._answer(request_id, response=self.members.response(self._header()))
-            case MemberAddRequest() | MemberRemoveRequest() | MemberPromoteRequest():
+            case (MemberAddRequest() | MemberRemoveRequest() | MemberPromoteRequest()
+                  | MemberPublishRequest()):
                 self._propose_member_change(request_id, request)
             case LeaseKeepAliveRequest():
                 self._require_leader()

@@ -71,6 +71,16 @@ class MemberPromoteRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MemberPublishRequest:
+    """A member tells the cluster its client URLs (etcd's "publish" of its
+    attributes when it starts). Committed as a conf change that leaves the
+    configuration as it is and replaces the member's record."""
+
+    id: NodeId
+    client_urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemberListRequest:
     pass
 
@@ -118,6 +128,7 @@ ClientRequest = (
     | MemberAddRequest
     | MemberRemoveRequest
     | MemberPromoteRequest
+    | MemberPublishRequest
     | MemberListRequest
     | StatusRequest
 )

@@ -320,9 +320,10 @@ PLANTED_BUG: list[Cell] = [
     views.illegal_figure(data)
     """),
     md("""
-    With check-quorum on, the isolated leader steps down about an election
-    timeout after losing its quorum and the run passes; but the lease still
-    relies on every node's clock measuring that timeout alike. Notebook
+    With check-quorum on, the leader's lease is counted from the heartbeats a
+    quorum acknowledged and ends before any follower will vote again, and the
+    run passes; but the lease still relies on every node's clock measuring
+    those ticks within the configured drift bound. Notebook
     [04](04_leases_clock_drift.ipynb) slows the old leader's clock instead.
     """),
 ]
@@ -453,7 +454,7 @@ FAULTS_SWEEP: list[Cell] = [
 
 LEASES: list[Cell] = [
     md("""
-    # 04 · Leases and clock drift: why lease-based reads need bounded drift
+    # 04 · Leases and clock drift: a leader lease within a drift bound
 
     A linearizable read must not return anything older than a write that
     completed before the read began. Chainfire offers two ways for the leader
@@ -462,21 +463,28 @@ LEASES: list[Cell] = [
     * **safe** (ReadIndex): before answering, the leader confirms with a
       heartbeat round that a quorum still follows it. One round trip per read
       (batched), correct under any timing.
-    * **lease**: the leader skips the round and answers from its own state,
-      trusting a *lease*: with check-quorum on, a leader that has not heard
-      from a quorum for an election timeout steps down, and a follower that
-      heard from its leader within an election timeout refuses to vote for
-      anyone else. Both are **durations measured on each node's own clock**.
+    * **lease**: the leader skips the round and answers from its own state
+      while it holds a *lease*: a quorum (itself included) acknowledged a
+      heartbeat it sent within the last `lease_ticks` of its own ticks. A
+      follower that got that heartbeat refuses to vote for anyone else for an
+      election timeout, so no other leader can be elected meanwhile. Both are
+      **durations measured on each node's own clock**, so the lease is
+      shortened for the drift the config allows (`max_clock_drift`, `R`):
+      `lease_ticks = floor(election_ticks / R²) - 1`. Without a lease the read
+      falls back to the ReadIndex round.
 
     The lease is safe only if the old leader stops answering, in real time,
     before a new leader can be elected and commit a write. This notebook
-    isolates the leader of a lease-read cluster, then slows that leader's
-    clock, and watches a stale read appear.
+    isolates the leader of a lease-read cluster, shows that the overlap of
+    two leaders serves no stale read while clocks stay within the bound, then
+    slows that leader's clock past the bound and watches a stale read
+    appear.
     """),
     code("""
     %matplotlib inline
     from dataclasses import replace
 
+    from chainfire_core.raft.config import RaftConfig
     from sim import views
     from sim.clock import lease_clock_bound_ms
     from sim.options import RunOptions, parse_faults
@@ -520,7 +528,8 @@ LEASES: list[Cell] = [
 
     1. isolate the leader for three seconds, check-quorum on (the default);
     2. the same with the planted bug `lease_reads_no_check_quorum` (notebook
-       02): no check-quorum, so the old leader never steps down;
+       02): no check-quorum, so the old leader never steps down, and it
+       serves lease reads by its role alone (etcd's rule);
     3. check-quorum on, but the isolated leader's clock runs at 0.9 of real
        time: ten percent slow, which is within this seed's own bound for clock
        faults (1 / 1.11).
@@ -561,21 +570,22 @@ LEASES: list[Cell] = [
               f"two leaders for {down_ms - new_ms:6.1f} ms: {report.summary_line()}")
     """),
     md("""
-    Even with check-quorum and equal clocks the two tenures overlap: the old
-    leader checks its quorum once per election timeout, so it notices the cut
-    between one and two timeouts after it, while the followers may elect after
-    one. No stale read happened in that window in the first run, but nothing
-    rules one out: the margin is the time the new leader needs to commit a
-    write that a client then fails to see at the old one.
+    Even with check-quorum and equal clocks the two *tenures* still overlap
+    by about half a second: the old leader checks its quorum once per
+    election timeout, so it steps down between one and two timeouts after the
+    cut, while the followers may elect after one. But the old leader no
+    longer serves lease reads for its whole tenure: its lease ends
+    `lease_ticks` after the last heartbeat a quorum acknowledged, before any
+    follower will vote, and from then on its reads wait for a heartbeat round
+    that cannot complete. So the overlap serves no stale read, at equal
+    clocks and with the clock 10% slow (still within the seed's bound).
 
-    Without check-quorum the old leader serves lease reads until the
-    partition heals. With a slow clock its step-down comes later in real time
-    (its timeout of the same number of ticks now lasts 1/0.9 as long), the
-    overlap grows, and a stale read falls into it.
+    With the planted bug the old leader answers by role until the partition
+    heals, and a stale read lands in the overlap:
     """),
     code("""
-    views.illegal_figure(load_trace(runs["slow clock 0.9"].summary_records),
-                         title="check-quorum on, the isolated leader's clock 10% slow")
+    views.illegal_figure(load_trace(runs["planted bug"].summary_records),
+                         title="planted bug: the isolated leader serves lease reads by role")
     """),
     md("""
     The red operations are the ones the checker cannot order: a write that
@@ -584,12 +594,16 @@ LEASES: list[Cell] = [
 
     ## How slow is too slow?
 
-    The same partition, with the old leader's clock at a range of rates. The
-    overlap grows as 1/rate; for this seed and workload the first stale read
-    shows up between 0.93 and 0.9.
+    The same partition, with the old leader's clock at a range of rates, far
+    past the bound the config was given. The tenure overlap grows as 1/rate
+    (until the heal at six seconds caps it); the lease, counted on the slow
+    clock, stretches too. For this seed and workload the first stale read
+    shows up between 0.3 and 0.25: the margin beyond the bound is the
+    followers' randomized timeout (at least one election timeout) plus the
+    time the new leader needs to commit a write, not something to count on.
     """),
     code("""
-    for rate in (1.0, 0.97, 0.95, 0.93, 0.9, 0.8, 0.5):
+    for rate in (1.0, 0.9, 0.7, 0.5, 0.3, 0.25, 0.2):
         events = (cut,) if rate == 1.0 else (cut, slow(rate))
         report = simulate(options, script=events)
         new_ms, down_ms = overlap(report)
@@ -604,10 +618,13 @@ LEASES: list[Cell] = [
     `L` ms on the leader's clock ends at most `L·R` real ms after its last
     quorum contact, and a follower refuses to vote for at least `E / R` real
     ms after its last contact with the leader. Lease reads are safe only when
-    the first is shorter than the second, i.e. `L ≤ E / R²`, with some margin
-    for message delay; a leader that measures its lease in whole
-    check-quorum rounds holds it up to `2E` on its own clock, which breaks
-    this even at `R = 1`, as the first run showed.
+    the first is shorter than the second, i.e. `L ≤ E / R²`; counting from
+    when the acknowledged heartbeat was *sent* covers message delay, and one
+    tick less covers tick granularity. That is the lease chainfire now keeps
+    (`RaftConfig.lease_ticks`); the simulator sets `max_clock_drift` to the
+    run's drawn bound. A leader that measured its lease in whole check-quorum
+    rounds (etcd's role-only rule) would hold it up to `2E` on its own
+    clock, which breaks this even at `R = 1`.
 
     The simulator applies the same arithmetic to *key* leases (TTLs, not
     leader leases): `sim.clock.lease_clock_bound_ms` is how much earlier than
@@ -616,16 +633,20 @@ LEASES: list[Cell] = [
     """),
     code("""
     fastest = params.max_clock_rate * (1.0 + params.drift)
-    print(f"fastest clock allowed: x{fastest:.4f}")
+    lease_ticks = RaftConfig(id=1, election_ticks=params.election_ticks,
+                             max_clock_drift=fastest).lease_ticks
+    print(f"fastest clock allowed: x{fastest:.4f}; lease {lease_ticks} of "
+          f"{params.election_ticks} election ticks ({lease_ticks * params.tick_ms} ms)")
     print(f"a {timeout_ms} ms election timeout on the slowest clock lasts "
           f"{timeout_ms * fastest:.0f} real ms; on the fastest {timeout_ms / fastest:.0f} ms")
     print(f"key-lease slack for the longest TTL ({params.lease_ttl_s[1]} s): "
           f"{lease_clock_bound_ms(params):.0f} ms")
     """),
     md("""
-    The numbers above are the budget a lease-based read has to fit in. Unless
-    you can bound clock drift, prefer `--read-mode safe`: ReadIndex costs a
-    heartbeat round per batch of reads and needs no assumption about clocks.
+    Within the configured bound, lease reads are safe; past it they are not,
+    as the sweep showed. Unless you can bound clock drift, prefer
+    `--read-mode safe`: ReadIndex costs a heartbeat round per batch of reads
+    and needs no assumption about clocks.
     """),
     code("""
     views.timeline_figure(load_trace(runs["slow clock 0.9"].summary_records),

@@ -71,6 +71,9 @@ class ServerConfig:
     name: str = DEFAULT_NAME
     data_dir: Path = Path(f"{DEFAULT_NAME}.chainfire")
     listen_client_urls: tuple[HttpUrl, ...] = ()
+    # The client URLs this member tells the cluster (member list); none: the
+    # listen client URLs, with the ports they bound.
+    advertise_client_urls: tuple[HttpUrl, ...] = ()
     listen_peer_urls: tuple[HttpUrl, ...] = ()
     # (member name, peer URL) pairs; a name may have several URLs.
     initial_cluster: tuple[tuple[str, HttpUrl], ...] = ()
@@ -251,6 +254,8 @@ FIELDS = (
            "(default: ./<name>.chainfire)"),
     _Field("listen_client_urls", lambda raw: _urls(raw, allow_port_zero=True),
            "URLs to serve clients on (default: http://localhost:2379)"),
+    _Field("advertise_client_urls", lambda raw: _urls(raw, allow_port_zero=False),
+           "client URLs to tell the cluster (member list; default: the listen client URLs)"),
     _Field("listen_peer_urls", lambda raw: _urls(raw, allow_port_zero=False),
            "URLs to serve peers on (default: http://localhost:2380)"),
     _Field("initial_cluster", _cluster, "name=peer-url,... of the bootstrap members "

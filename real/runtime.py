@@ -62,16 +62,18 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from chainfire_core.errors import RequestError
+from chainfire_core.errors import ChainfireError, RequestError
 from chainfire_core.node import ChainfireNode, NodeReady
 from chainfire_core.node_messages import (
     ClientRequest,
     Member,
     MemberAddRequest,
+    MemberPublishRequest,
     ReadConsistency,
     StatusResponse,
 )
-from chainfire_core.raft.messages import Message
+from chainfire_core.raft.messages import NO_NODE, Message
+from chainfire_core.raft.raft import Role
 from chainfire_core.types import NodeId
 from real.api.handle import WatchSession
 from real.api.watch_hub import WatchHub
@@ -178,6 +180,7 @@ class NodeRuntime:
         self._stopped = asyncio.Event()
         self.failed: BaseException | None = None
         self._halt_task: asyncio.Task[None] | None = None
+        self._campaign_alone = False
         # wait_until's predicates, checked after every Ready carried out.
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         # Called with the member table after a membership change or a snapshot
@@ -216,7 +219,11 @@ class NodeRuntime:
         if transport is not None:
             self._transport = transport
         voters = self.node.raw.raft.tracker.conf_state().voters
-        if self.config.campaign_if_alone and tuple(voters) == (self.node.id,):
+        # Campaign again after each Ready until leader: Raft ignores a campaign
+        # while committed conf changes are unapplied (a restart replaying them).
+        self._campaign_alone = (self.config.campaign_if_alone
+                                and tuple(voters) == (self.node.id,))
+        if self._campaign_alone:
             self.node.campaign()
         self._tasks = [
             asyncio.create_task(self._guard(self._drive()), name=f"chainfire-drive-{self.node.id}"),
@@ -288,10 +295,13 @@ class NodeRuntime:
             raise NodeStopped(str(self.failed) if self.failed else "not serving")
         if isinstance(request, MemberAddRequest) and not request.id and self._cluster_token:
             request = replace(request, id=member_id(request.peer_urls, self._cluster_token))
+        return await self._submit(request, consistency, self.observer)
+
+    async def _submit(self, request: ClientRequest, consistency: ReadConsistency,
+                      observer: RuntimeObserver | None) -> object:
         request_id = next(self._ids)
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = future
-        observer = self.observer
         if observer is not None:
             observer.request_started(request)
         self.node.submit(request_id, request, consistency)
@@ -323,6 +333,32 @@ class NodeRuntime:
         if self._stopping or not self._tasks:
             session.close()
         return session
+
+    # -- publishing this member's client URLs ---------------------------------------------
+
+    def publish(self, client_urls: tuple[str, ...], retry_s: float = 0.5) -> None:
+        """Tell the cluster this member's client URLs (etcd's publish at start):
+        retried until the member table holds them or the node stops (refusals
+        while there is no leader or another membership change is pending are
+        expected)."""
+        assert self._tasks, "publish needs a started runtime"
+
+        async def publishing() -> None:
+            while not self._stopping:
+                member = self.node.members.get(self.node.id)
+                if member is not None and member.client_urls == client_urls:
+                    return
+                if member is not None and self.node.raw.raft.lead != NO_NODE:
+                    with suppress(ChainfireError):  # tried again below
+                        # Not observed: the metrics count clients' requests.
+                        await self._submit(MemberPublishRequest(id=self.node.id,
+                                                                client_urls=client_urls),
+                                           ReadConsistency.LINEARIZABLE, None)
+                        continue  # applied here: the check above ends the loop
+                await asyncio.sleep(retry_s)
+
+        self._tasks.append(asyncio.create_task(publishing(),
+                                               name=f"chainfire-publish-{self.node.id}"))
 
     # -- peer inputs (the transport's callbacks) --------------------------------------------
 
@@ -391,6 +427,8 @@ class NodeRuntime:
         if not self.config.answer_before_persist:
             self._answer(ready)
         self.node.advance(ready)
+        if self._campaign_alone:
+            self._campaign_again()
         self.watches.notify()
         if self.observer is not None:
             self.observer.carried_out(ready, save_s, sync_s)
@@ -400,6 +438,13 @@ class NodeRuntime:
             self.on_members_changed(self.node.members.all())
         if self._conditions:
             self._check_conditions()
+
+    def _campaign_again(self) -> None:
+        raft = self.node.raw.raft
+        if raft.role == Role.LEADER or raft.lead != NO_NODE:
+            self._campaign_alone = False
+        elif raft.role == Role.FOLLOWER:
+            self.node.campaign()  # a no-op until the conf changes are applied
 
     def _answer(self, ready: NodeReady) -> None:
         for response in ready.responses:

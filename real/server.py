@@ -34,7 +34,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # no stubs: see pyproject
@@ -125,7 +127,7 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
     runtime.observer = metrics
     runtime.start(transport)
     try:
-        grpc_server = await _start_grpc(runtime, config)
+        grpc_server = await _start_grpc(runtime, config, storage.path)
     except ListenError as error:
         logger.error("%s", error)
         await runtime.stop(0)
@@ -140,6 +142,7 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
         await grpc_server.stop(None)
         await transport.close()
         return EXIT_FAILED
+    runtime.publish(advertised_client_urls(config, grpc_server.ports))
     logger.info("member %s (id %x) serving clients on %s, peers on %s", config.name, node.id,
                 ",".join(url.url for url in config.listen_client_urls), peer.url)
     if options.on_started is not None:
@@ -191,9 +194,28 @@ def _peer_updater(config: ServerConfig, set_peers: Callable[[Mapping[NodeId, tup
     return update
 
 
-async def _start_grpc(runtime: NodeRuntime, config: ServerConfig) -> ApiServer:
+async def _start_grpc(runtime: NodeRuntime, config: ServerConfig, db_path: Path) -> ApiServer:
     addresses = [f"{url.host}:{url.port}" for url in config.listen_client_urls]
-    return await start_server(runtime, addresses, configure=_add_health)
+    return await start_server(runtime, addresses, configure=_add_health,
+                              db_size_bytes=lambda: db_size_bytes(db_path))
+
+
+def advertised_client_urls(config: ServerConfig, ports: Sequence[int]) -> tuple[str, ...]:
+    """--advertise-client-urls, or the listen client URLs with the ports bound."""
+    if config.advertise_client_urls:
+        return tuple(url.url for url in config.advertise_client_urls)
+    return tuple(f"http://{f'[{url.host}]' if ':' in url.host else url.host}:{port}"
+                 for url, port in zip(config.listen_client_urls, ports, strict=True))
+
+
+def db_size_bytes(db_path: Path) -> int:
+    """The storage's size on disk (Status.dbSize): its database file and
+    SQLite's write-ahead log beside it."""
+    total = 0
+    for path in (db_path, db_path.with_name(db_path.name + "-wal")):
+        with suppress(OSError):  # not there (yet, or any more)
+            total += path.stat().st_size
+    return total
 
 
 def _add_health(server: grpc.aio.Server) -> None:

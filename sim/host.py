@@ -118,6 +118,8 @@ class NodeHost:
         raft = RaftConfig(id=self.id, election_ticks=params.election_ticks, heartbeat_ticks=1,
                           pre_vote=params.pre_vote and protected, check_quorum=check_quorum,
                           read_only_option=read_only,
+                          # The drawn clock bound (faults) times the base drift.
+                          max_clock_drift=params.max_clock_rate * (1.0 + params.drift),
                           max_size_per_msg_bytes=params.max_size_per_msg_bytes, bugs=bugs)
         # Checkpoint remaining lease TTLs often: under leader churn a lease
         # otherwise restarts from its full TTL on every new leader and lives

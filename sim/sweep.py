@@ -10,6 +10,7 @@ scheduling.
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -116,7 +117,11 @@ def sweep(runs: Iterable[RunOptions], *, jobs: int,
         for options in runs:
             record(run_seed(options))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # forkserver, not fork: a process with gRPC's threads running (an
+        # embedded node, a client) must never fork — the child can hang.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["sim.run"])
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = [pool.submit(run_seed, options) for options in runs]
             for future in as_completed(futures):
                 record(future.result())

@@ -8,6 +8,7 @@ would elect constantly; lease-based reads without check-quorum are unsafe.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -23,7 +24,9 @@ class ReadOnlyOption(IntEnum):
     SAFE = 0
     # The leader's lease stands in for the round. Relies on bounded clock
     # drift between peers: a deposed leader whose clock runs slow may serve a
-    # stale read. Only allowed with check_quorum.
+    # stale read. Only allowed with check_quorum. The lease is counted from
+    # the heartbeats a quorum acknowledged (`RaftConfig.lease_ticks`); when
+    # it has lapsed the read falls back to the ReadIndex round.
     LEASE_BASED = 1
 
 
@@ -51,6 +54,10 @@ class RaftConfig:
     applied: Index = Index(0)  # noqa: RUF009  (NewType call is free)
     # Pending ReadIndex requests the leader queues (a bound, not a rate).
     max_pending_read_index: int = 4_096
+    # The bound on clock drift that lease-based reads assume: every peer's
+    # clock runs at a rate within [1 / max_clock_drift, max_clock_drift] of
+    # real time. It shortens the lease (`lease_ticks`).
+    max_clock_drift: float = 1.1
     # Planted bugs (chainfire_core/bugs.py): simulation only, empty by default.
     bugs: frozenset[str] = frozenset()
 
@@ -67,6 +74,8 @@ class RaftConfig:
                 raise InvalidRequest(f"raft config: {name} must be > 0")
         if self.max_uncommitted_entries_bytes < 0 or self.max_inflight_bytes < 0:
             raise InvalidRequest("raft config: byte limits must be >= 0")
+        if not math.isfinite(self.max_clock_drift) or self.max_clock_drift < 1.0:
+            raise InvalidRequest("raft config: max_clock_drift must be a finite ratio >= 1.0")
         check_bugs(self.bugs)
         # planted bug: lease_reads_no_check_quorum -- the one config it lets through.
         if self.read_only_option == ReadOnlyOption.LEASE_BASED and not self.check_quorum \
@@ -74,6 +83,19 @@ class RaftConfig:
             raise InvalidRequest("raft config: lease-based reads need check_quorum")
         if self.applied < 0:
             raise InvalidRequest("raft config: applied must be >= 0")
+
+    @property
+    def lease_ticks(self) -> int:
+        """How many of its own ticks after sending a heartbeat a leader may
+        serve lease reads on a quorum's acknowledgement of it (0: never).
+
+        A follower that got the heartbeat ignores vote requests for
+        `election_ticks` of its ticks, at least `election_ticks - 1` tick
+        periods of its clock, so at least `(election_ticks - 1) / drift` of
+        real time. A read at leader tick `sent + lease_ticks - 1` happens less
+        than `lease_ticks * drift` after the send; `election_ticks / drift**2
+        - 1` keeps that below the follower's bound for any drift >= 1."""
+        return max(0, math.floor(self.election_ticks / self.max_clock_drift ** 2) - 1)
 
 
 __all__ = ["RaftConfig", "ReadOnlyOption"]

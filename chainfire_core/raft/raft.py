@@ -46,6 +46,18 @@ Reads: ReadIndex (see read_only.py). The leader serves no read before it
 has committed an entry of its term, since until then its commit index may
 be behind.
 
+Lease reads (ReadOnlyOption.LEASE_BASED) skip the heartbeat round only while
+the leader holds a real lease: a quorum of voters (itself included) has
+acknowledged heartbeats it sent within the last `config.lease_ticks` of its
+own ticks. Each such follower reset its election timer on that heartbeat
+and ignores vote requests for `election_ticks` of its own ticks, so no
+other leader can be elected before the lease, shortened for the allowed
+clock drift, runs out. Every heartbeat carries a context (a pending read's,
+or a lease context `b"\x00" + tick`); the leader remembers when it sent each
+one and credits an acknowledgement with that send tick. Without a lease the
+read takes the ReadIndex path. A leadership transfer bypasses the followers'
+vote rule, so once a TimeoutNow is sent the lease is off for the term.
+
 Durability: the caller (RawNode's driver) must persist the hard state and
 entries before sending the messages of the same Ready; nothing here sends.
 """
@@ -85,6 +97,11 @@ from chainfire_core.raft.read_only import ReadOnlyQueue
 from chainfire_core.raft.storage import LogCompacted, Storage
 from chainfire_core.raft.tracker import ProgressMap, ProgressTracker, TrackerConfig
 from chainfire_core.types import Index, NodeId, Term
+
+# Lease-only heartbeat contexts: 9 bytes, never a node's 8-byte request id.
+_LEASE_CONTEXT_PREFIX = b"\x00"
+# The bound on remembered heartbeat contexts (pending reads each add one).
+_MAX_HEARTBEAT_CONTEXTS = 8_192
 
 
 class RandomSource(Protocol):
@@ -144,6 +161,13 @@ class Raft:
         self.lead_transferee = NO_NODE
         self.read_only = ReadOnlyQueue()
         self.pending_read_index: list[tuple[NodeId, bytes]] = []
+        # Lease reads: this peer's ticks so far, when (in those ticks) each
+        # heartbeat context was first broadcast this term, and per voter the
+        # latest send tick of a heartbeat it acknowledged.
+        self.tick_count = 0
+        self.heartbeat_sent_tick: dict[bytes, int] = {}
+        self.acked_sent_tick: dict[NodeId, int] = {}
+        self.timeout_now_sent = False
         self._switch_to_config(*restore(conf_state, tracker=self.tracker,
                                         last_index=self.log.last_index()))
         if hard_state != HardState():
@@ -207,6 +231,9 @@ class Raft:
         self.uncommitted_size_bytes = 0
         self.read_only.clear()
         self.pending_read_index.clear()
+        self.heartbeat_sent_tick.clear()
+        self.acked_sent_tick.clear()
+        self.timeout_now_sent = False
 
     def _reset_randomized_election_timeout(self) -> None:
         base = self.config.election_ticks
@@ -251,6 +278,7 @@ class Raft:
     # -- ticks -----------------------------------------------------------------
 
     def tick(self) -> None:
+        self.tick_count += 1
         if self.role == Role.LEADER:
             self._tick_heartbeat()
         else:
@@ -274,7 +302,11 @@ class Raft:
             return
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks:
             self.heartbeat_elapsed = 0
-            self.bcast_heartbeat(self.read_only.last_pending_context() or b"")
+            context = self.read_only.last_pending_context()
+            if context is None and self._tracks_lease():
+                # Every heartbeat round refreshes the lease.
+                context = _LEASE_CONTEXT_PREFIX + self.tick_count.to_bytes(8, "big")
+            self.bcast_heartbeat(context or b"")
 
     def _check_quorum(self) -> bool:
         """Step down unless a quorum was heard from this round; whether we stay."""
@@ -442,6 +474,8 @@ class Raft:
         return True
 
     def bcast_heartbeat(self, context: bytes) -> None:
+        if context and self._tracks_lease():
+            self._record_heartbeat_sent(context)
         for node_id in sorted(self.tracker.progress):
             if node_id == self.id:
                 continue
@@ -467,11 +501,48 @@ class Raft:
         self.lead_transferee = transferee
         self.election_elapsed = 0  # the transfer must finish within one election timeout
         if progress.match == self.log.last_index():
-            self.send(TimeoutNow(sender=self.id, to=transferee, term=self.term))
+            self.send_timeout_now(transferee)
         else:
             self.send_append(transferee)
 
+    def send_timeout_now(self, to: NodeId) -> None:
+        # The transferee's campaign overrides the followers' vote rule that
+        # the lease relies on: no more lease reads in this term.
+        self.timeout_now_sent = True
+        self.send(TimeoutNow(sender=self.id, to=to, term=self.term))
+
     # -- reads ---------------------------------------------------------------------
+
+    def _tracks_lease(self) -> bool:
+        return (self.config.read_only_option == ReadOnlyOption.LEASE_BASED
+                and "lease_reads_no_check_quorum" not in self.config.bugs)
+
+    def _record_heartbeat_sent(self, context: bytes) -> None:
+        """Remember when `context` was first broadcast (the earliest send is
+        the safe one to credit), dropping entries too old to extend a lease."""
+        if context in self.heartbeat_sent_tick:
+            return
+        horizon = self.tick_count - self.config.lease_ticks
+        if len(self.heartbeat_sent_tick) >= _MAX_HEARTBEAT_CONTEXTS:
+            stale = [ctx for ctx, tick in self.heartbeat_sent_tick.items() if tick < horizon]
+            for ctx in stale:
+                del self.heartbeat_sent_tick[ctx]
+            while len(self.heartbeat_sent_tick) >= _MAX_HEARTBEAT_CONTEXTS:
+                del self.heartbeat_sent_tick[next(iter(self.heartbeat_sent_tick))]
+        self.heartbeat_sent_tick[context] = self.tick_count
+
+    def lease_valid(self) -> bool:
+        """Whether a quorum of voters (this leader included) acknowledged a
+        heartbeat sent within the last `lease_ticks` ticks, with no
+        leadership transfer started this term."""
+        if self.role != Role.LEADER or self.timeout_now_sent:
+            return False
+        if self.lead_transferee != NO_NODE:
+            return False
+        horizon = self.tick_count - self.config.lease_ticks
+        votes = {node_id: node_id == self.id or self.acked_sent_tick.get(node_id, horizon) > horizon
+                 for node_id in self.tracker.config.voters.ids()}
+        return self.tracker.config.voters.vote_result(votes) == VoteResult.WON
 
     def committed_entry_in_current_term(self) -> bool:
         return self.log.term_or_none(self.log.committed) == self.term
@@ -489,8 +560,15 @@ class Raft:
             self.pending_read_index.append((requester, context))
             return
         if self.config.read_only_option == ReadOnlyOption.LEASE_BASED:
-            self._answer_read(requester, self.log.committed, context)
-            return
+            if "lease_reads_no_check_quorum" in self.config.bugs:
+                # planted bug: lease_reads_no_check_quorum -- etcd's rule: the
+                # role alone stands for the lease, whatever the followers said.
+                self._answer_read(requester, self.log.committed, context)
+                return
+            if self.lease_valid():
+                self._answer_read(requester, self.log.committed, context)
+                return
+            # No lease: the ReadIndex round below is always safe.
         if len(self.read_only) >= self.config.max_pending_read_index:
             raise ProposalDropped("too many pending reads")
         if self.read_only.add_request(self.log.committed, context, requester):
@@ -515,6 +593,9 @@ class Raft:
     def handle_heartbeat_ack(self, message: HeartbeatResponse) -> None:
         if not message.context:
             return
+        sent_tick = self.heartbeat_sent_tick.get(message.context)
+        if sent_tick is not None and sent_tick > self.acked_sent_tick.get(message.sender, -1):
+            self.acked_sent_tick[message.sender] = sent_tick
         acks = self.read_only.recv_ack(message.sender, message.context)
         if acks is None:
             return

@@ -174,7 +174,7 @@ def _leader_append_response(raft: Raft, message: AppendResponse) -> None:
     while raft.send_append(message.sender, send_if_empty=False):
         pass  # stream what the inflight window now allows
     if message.sender == raft.lead_transferee and progress.match == raft.log.last_index():
-        raft.send(TimeoutNow(sender=raft.id, to=message.sender, term=raft.term))
+        raft.send_timeout_now(message.sender)
 
 
 def _leader_heartbeat_response(raft: Raft, message: HeartbeatResponse) -> None:

@@ -17,6 +17,7 @@ is passed in by the servicer.
 
 from __future__ import annotations
 
+from chainfire_core.errors import InvalidRequest
 from chainfire_core.lease.messages import (
     LeaseGrantRequest,
     LeaseGrantResponse,
@@ -38,6 +39,7 @@ from chainfire_core.node_messages import (
 )
 from chainfire_core.types import Index, LeaseId, NodeId, Term
 from real.api.convert import HeaderFields, header_from_pb, header_to_pb
+from real.config import parse_url
 from real.etcdpb import rpc_pb2
 
 # -- lease ---------------------------------------------------------------------------
@@ -154,7 +156,18 @@ def member_from_pb(pb: rpc_pb2.Member) -> Member:
                   client_urls=tuple(pb.clientURLs), is_learner=pb.isLearner)
 
 
+INVALID_MEMBER_URLS = "etcdserver: given member URLs are invalid"  # etcd's text
+
+
 def member_add_from_pb(pb: rpc_pb2.MemberAddRequest) -> MemberAddRequest:
+    """Peer URLs must be ones the transport can dial (http://host:port, as
+    --listen-peer-urls); a member that can never be reached would count in
+    the quorum for good."""
+    for url in pb.peerURLs:
+        try:
+            parse_url(url)
+        except ValueError:
+            raise InvalidRequest(INVALID_MEMBER_URLS) from None
     return MemberAddRequest(peer_urls=tuple(pb.peerURLs), is_learner=pb.isLearner)
 
 

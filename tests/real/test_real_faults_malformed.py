@@ -228,10 +228,6 @@ def test_real_faults_malformed_grpc_requests(cluster: Procs) -> None:
     still_serving(cluster, b"after")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (real/api, reported to its owner): MemberAdd accepts a peer URL that is no URL "
-    "and adds a voter that can never join (a single member loses its quorum for good); "
-    "etcd answers INVALID_ARGUMENT 'etcdserver: given member URLs are invalid'"))
 def test_real_faults_member_add_with_a_bad_url_is_refused(tmp_path: Path) -> None:
     config = single_config(tmp_path)
     address = f"127.0.0.1:{config.listen_client_urls[0].port}"

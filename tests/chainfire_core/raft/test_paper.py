@@ -750,9 +750,11 @@ def test_new_leader_serves_reads_only_after_committing_in_its_term(
 
 def test_lease_based_read_skips_the_heartbeat_round() -> None:
     """Thesis 6.4.1: with a lease, "the leader would use its lease as a
-    substitute for the heartbeat round"."""
+    substitute for the heartbeat round". The lease starts once a quorum has
+    acknowledged a heartbeat (one round after the election)."""
     net = Network(3, read_only_option=ReadOnlyOption.LEASE_BASED)
     net.elect(1)
+    net.run(1)
     net.isolate(1)
     net.node(1).read_index(b"lease")
     net.process(1)
