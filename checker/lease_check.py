@@ -196,20 +196,26 @@ class _Leases:
 
 
 def check_leases(operations: Sequence[Operation], *, clock_bound_ms: float,
-                 revoke_bound_ms: float, time_unit_ms: float = 1.0,
+                 revoke_bound_ms: float | None = None, time_unit_ms: float = 1.0,
                  unknown_renewal_ms: float | None = None,
                  revoke_deadline: Callable[[float, float], float] | None = None,
                  ) -> list[LeaseViolation]:
-    """Every violation of the two rules in the module docstring. With
+    """Every violation of the two rules in the module docstring. Rule 2 needs
+    one of: `revoke_bound_ms` (a fixed bound past the due time), or
     `revoke_deadline(renewed_ms, ttl_ms)` (when a lease renewed then, living
     that long, must be gone, in ms; for a runtime that knows when leaders
-    held office) it replaces `due + revoke_bound_ms` in rule 2."""
+    held office)."""
+    if revoke_deadline is None:
+        if revoke_bound_ms is None:
+            raise ValueError("check_leases needs revoke_bound_ms or revoke_deadline")
+        bound_ms = revoke_bound_ms
+        revoke_deadline = lambda renewed_ms, ttl_ms: renewed_ms + ttl_ms + bound_ms  # noqa: E731
     leases = _Leases(operations, time_unit_ms=time_unit_ms,
                      unknown_renewal_ms=unknown_renewal_ms)
     found: list[LeaseViolation] = []
     for attach in leases.attaches:
         found += _early(leases, attach, clock_bound_ms)
-        found += _late(leases, attach, clock_bound_ms, revoke_bound_ms, revoke_deadline)
+        found += _late(leases, attach, clock_bound_ms, revoke_deadline)
     return found
 
 
@@ -241,8 +247,7 @@ def _early(leases: _Leases, attach: _Attach, clock_bound_ms: float) -> list[Leas
 
 
 def _late(leases: _Leases, attach: _Attach, clock_bound_ms: float,
-          revoke_bound_ms: float,
-          revoke_deadline: Callable[[float, float], float] | None) -> list[LeaseViolation]:
+          revoke_deadline: Callable[[float, float], float]) -> list[LeaseViolation]:
     renewals = leases.renewals.get(attach.lease, [])
     if not renewals:
         return []
@@ -256,12 +261,7 @@ def _late(leases: _Leases, attach: _Attach, clock_bound_ms: float,
         if leases.ms(call) + leases.unknown_renewal + ttl * 1000 > renewed_ms + ttl_ms:
             renewed_ms, ttl_ms = leases.ms(call) + leases.unknown_renewal, ttl * 1000.0
     due_ms = renewed_ms + ttl_ms
-    if revoke_deadline is None:
-        deadline_ms = due_ms + clock_bound_ms + revoke_bound_ms
-        bound = f"the revoke bound ({revoke_bound_ms:g} ms)"
-    else:
-        deadline_ms = revoke_deadline(renewed_ms, ttl_ms + clock_bound_ms)
-        bound = f"a leader's time to revoke it (deadline {deadline_ms:g} ms)"
+    deadline_ms = revoke_deadline(renewed_ms, ttl_ms + clock_bound_ms)
     observations = leases.observations.get(attach.key, [])
     position = bisect.bisect_left([leases.ms(o.op.return_time) for o in observations],
                                   deadline_ms)
@@ -278,7 +278,7 @@ def _late(leases: _Leases, attach: _Attach, clock_bound_ms: float,
                 message=f"{attach.key} was still attached to lease {attach.lease} when "
                         f"operation {seen.op.id} was called at {leases.ms(seen.op.call):g} ms, "
                         f"after the lease was due at {due_ms:g} ms plus the clock bound "
-                        f"({clock_bound_ms:g} ms) and {bound}")]
+                        f"({clock_bound_ms:g} ms): it had to be gone by {deadline_ms:g} ms")]
     return []
 
 

@@ -53,15 +53,6 @@ class CheckOutcome:
         return {"name": self.name, "status": self.status, "messages": self.messages}
 
 
-def revoke_bound_ms(world: World) -> float:
-    """How long after a lease is due its keys may still be seen: proposing and
-    applying the revoke, across leader changes (each new leader extends the
-    lease by an election timeout) and a fault held at its longest."""
-    params = world.params
-    election_ms = params.election_ticks * params.tick_ms * 2 * params.max_clock_rate
-    return 2 * params.fault_hold_ms[1] + 4 * election_ms + params.client_timeout_ms
-
-
 def _revoke_deadline(world: World) -> Callable[[float, float], float]:
     """Leases are revoked only by a leader that stays in office: see sim/tenures.py."""
     params = world.params
@@ -94,7 +85,6 @@ def run_checks(world: World) -> list[CheckOutcome]:
         [f"{v.stream} {v.kind} at revision {v.revision}: {v.message}"
          for v in watch_violations[:MAX_MESSAGES]]))
     lease_violations = check_leases(operations, clock_bound_ms=lease_clock_bound_ms(world.params),
-                                    revoke_bound_ms=revoke_bound_ms(world),
                                     unknown_renewal_ms=None,
                                     revoke_deadline=_revoke_deadline(world))
     outcomes.append(CheckOutcome(
@@ -143,4 +133,4 @@ def _stability(world: World) -> CheckOutcome:
                         [c.describe() for c in churns[:MAX_MESSAGES]])
 
 
-__all__ = ["CHECKS", "CheckOutcome", "revoke_bound_ms", "run_checks"]
+__all__ = ["CHECKS", "CheckOutcome", "run_checks"]
