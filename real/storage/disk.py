@@ -209,6 +209,20 @@ class DiskStorage:
         with self._io_lock:
             self._commit()
 
+    def defragment(self) -> None:
+        """Rebuild the database file without its free pages (SQLite VACUUM:
+        the space of compacted entries goes back to the file system). Saved
+        rows not yet synced are committed first (they would be at the next
+        sync anyway). A failed VACUUM changes nothing (SQLite rebuilds into
+        a copy), so it raises without stopping the storage."""
+        self._check_usable()
+        with self._io_lock:
+            self._commit()
+            try:
+                self._db.connection.execute("VACUUM")
+            except sqlite3.Error as error:
+                raise from_sqlite(self.path, error) from error
+
     def set_hard_state(self, hard_state: HardState) -> None:
         self._begin()
         self._hard_state = hard_state

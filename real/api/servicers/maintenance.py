@@ -1,10 +1,21 @@
-"""etcd's Maintenance service: Status is served; Alarm, Defragment, Hash,
-HashKV, Snapshot and MoveLeader answer UNIMPLEMENTED (the next issue).
+"""etcd's Maintenance service: Status, Snapshot, Hash, HashKV, Defragment,
+MoveLeader and Alarm.
 
 Status is answered from the handle at once, as etcd answers it from the
 member's own state. `version` is the etcd version Chainfire is
 wire-compatible with (clients read it for feature checks); `dbSize` comes
 from an optional callable the runtime may pass (0 without one).
+
+The other calls need more than the `NodeHandle`: a `MaintenanceOps`
+(real/maintenance.py) the runtime passes in. Without one (a bare handle in
+tests) they answer UNIMPLEMENTED, except Alarm GET, which answers with the
+alarms the handle knows (none).
+
+Snapshot streams a backup (real/backup.py) in 32 KiB blobs, each with the
+bytes still to come, the last with remaining_bytes 0; the backup is taken
+whole on the event loop first (one consistent applied state), then sent, so
+writes go on while a slow client reads it. Hash and HashKV answer 32 bits,
+the width of etcd's field.
 """
 
 from __future__ import annotations
@@ -14,30 +25,47 @@ from typing import NoReturn
 
 import grpc
 
+from chainfire_core.errors import ChainfireError
 from real.api import convert_admin as convert
+from real.api.convert import HeaderFields
+from real.api.errors import abort
 from real.api.handle import NodeHandle
 from real.api.servicers.common import Context, HandleServicer
+from real.backup import chunks
 from real.etcdpb import rpc_pb2, rpc_pb2_grpc
+from real.maintenance import MaintenanceOps
 
 ETCD_VERSION = "3.4.0"
+HASH_MASK = 0xFFFF_FFFF
 
 
 async def _unimplemented(context: Context, name: str) -> NoReturn:
     await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                        f"chainfire: Maintenance.{name} is not supported yet")
+                        f"chainfire: Maintenance.{name} is not served by this member")
     raise AssertionError("context.abort returned")  # pragma: no cover
 
 
-async def _no_snapshot(context: Context) -> list[rpc_pb2.SnapshotResponse]:
-    await _unimplemented(context, "Snapshot")
+def _header(handle: NodeHandle, fields: HeaderFields) -> rpc_pb2.ResponseHeader:
+    return rpc_pb2.ResponseHeader(cluster_id=fields.cluster_id, member_id=fields.member_id,
+                                  revision=handle.revision(), raft_term=fields.raft_term)
 
 
 class MaintenanceServicer(HandleServicer, rpc_pb2_grpc.MaintenanceServicer):
     def __init__(self, handle: NodeHandle, *, version: str = ETCD_VERSION,
-                 db_size_bytes: Callable[[], int] | None = None) -> None:
+                 db_size_bytes: Callable[[], int] | None = None,
+                 ops: MaintenanceOps | None = None) -> None:
         super().__init__(handle)
         self.version = version
         self._db_size_bytes = db_size_bytes
+        self.ops = ops
+
+    async def _ops(self, context: Context, name: str) -> MaintenanceOps:
+        if self.ops is None:
+            await _unimplemented(context, name)
+        return self.ops
+
+    def header(self) -> rpc_pb2.ResponseHeader:
+        return _header(self.handle, self.fields())
 
     async def Status(self, request: rpc_pb2.StatusRequest,
                      context: Context) -> rpc_pb2.StatusResponse:
@@ -48,31 +76,49 @@ class MaintenanceServicer(HandleServicer, rpc_pb2_grpc.MaintenanceServicer):
     async def Alarm(self, request: rpc_pb2.AlarmRequest,
                     context: Context) -> rpc_pb2.AlarmResponse:
         if request.action == rpc_pb2.AlarmRequest.GET:
-            # No alarms exist yet: the honest answer to a query is an empty list.
-            return rpc_pb2.AlarmResponse(header=rpc_pb2.ResponseHeader(
-                cluster_id=self.handle.cluster_id, member_id=self.handle.member_id,
-                revision=self.handle.revision(), raft_term=self.handle.raft_term()))
+            # No alarm is ever raised by this member: the answer is an empty list.
+            return rpc_pb2.AlarmResponse(header=self.header())
         await _unimplemented(context, "Alarm")
 
     async def Defragment(self, request: rpc_pb2.DefragmentRequest,
                          context: Context) -> rpc_pb2.DefragmentResponse:
-        await _unimplemented(context, "Defragment")
+        ops = await self._ops(context, "Defragment")
+        await ops.defragment()
+        return rpc_pb2.DefragmentResponse(header=self.header())
 
     async def Hash(self, request: rpc_pb2.HashRequest, context: Context) -> rpc_pb2.HashResponse:
-        await _unimplemented(context, "Hash")
+        ops = await self._ops(context, "Hash")
+        return rpc_pb2.HashResponse(header=self.header(), hash=ops.hash() & HASH_MASK)
 
     async def HashKV(self, request: rpc_pb2.HashKVRequest,
                      context: Context) -> rpc_pb2.HashKVResponse:
-        await _unimplemented(context, "HashKV")
+        ops = await self._ops(context, "HashKV")
+        try:
+            kv_hash = ops.hash_kv(request.revision)
+        except ChainfireError as error:
+            await abort(context, error)
+        return rpc_pb2.HashKVResponse(header=self.header(), hash=kv_hash.hash & HASH_MASK,
+                                      compact_revision=kv_hash.compact_revision)
 
     async def Snapshot(self, request: rpc_pb2.SnapshotRequest,
                        context: Context) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
-        for response in await _no_snapshot(context):  # it aborts: nothing to yield
-            yield response
+        ops = await self._ops(context, "Snapshot")
+        data = ops.backup()
+        header = self.header()
+        sent = 0
+        for blob in chunks(data):
+            sent += len(blob)
+            yield rpc_pb2.SnapshotResponse(header=header, remaining_bytes=len(data) - sent,
+                                           blob=blob)
 
     async def MoveLeader(self, request: rpc_pb2.MoveLeaderRequest,
                          context: Context) -> rpc_pb2.MoveLeaderResponse:
-        await _unimplemented(context, "MoveLeader")
+        ops = await self._ops(context, "MoveLeader")
+        try:
+            await ops.move_leader(request.targetID)
+        except ChainfireError as error:
+            await abort(context, error)
+        return rpc_pb2.MoveLeaderResponse(header=self.header())
 
 
 __all__ = ["ETCD_VERSION", "MaintenanceServicer"]
