@@ -44,6 +44,7 @@ from grpc_health.v1.health import HealthServicer
 
 from chainfire_core.node_messages import Member
 from chainfire_core.types import NodeId
+from real.api.forward import ForwardConfig
 from real.api.server import ApiServer, ListenError, start_server
 from real.bootstrap import build_node
 from real.codec_memo import MemoCodec
@@ -196,8 +197,10 @@ def _peer_updater(config: ServerConfig, set_peers: Callable[[Mapping[NodeId, tup
 
 async def _start_grpc(runtime: NodeRuntime, config: ServerConfig, db_path: Path) -> ApiServer:
     addresses = [f"{url.host}:{url.port}" for url in config.listen_client_urls]
+    forward = ForwardConfig.for_timing(heartbeat_interval_ms=config.heartbeat_interval_ms,
+                                       election_timeout_ms=config.election_timeout_ms)
     return await start_server(runtime, addresses, configure=_add_health,
-                              db_size_bytes=lambda: db_size_bytes(db_path))
+                              db_size_bytes=lambda: db_size_bytes(db_path), forward=forward)
 
 
 def advertised_client_urls(config: ServerConfig, ports: Sequence[int]) -> tuple[str, ...]:

@@ -6,6 +6,10 @@ Message size limits follow etcd's defaults: a request may be up to
 overhead allowance (512 KiB); responses are not limited (a range can be
 large; watch responses are fragmented for clients that ask). `configure`
 lets the caller add more services (gRPC health, ...) before the start.
+
+The server owns the `Forwarder` (real/api/forward.py) its Lease service
+uses to reach the leader from a follower; `stop` closes its channels once
+the server has stopped.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from real.api.forward import ForwardConfig, Forwarder
 from real.api.handle import NodeHandle
 from real.api.servicers import add_services
 from real.api.servicers.maintenance import ETCD_VERSION
@@ -35,10 +40,13 @@ class ApiServer:
 
     server: grpc.aio.Server
     ports: tuple[int, ...]
+    forwarder: Forwarder
 
     async def stop(self, grace: float | None) -> None:
-        """Stop taking RPCs; in-flight ones get `grace` seconds (None: cut now)."""
+        """Stop taking RPCs; in-flight ones get `grace` seconds (None: cut now);
+        then close the forwarder's channels to the leader."""
         await self.server.stop(grace)
+        await self.forwarder.close()
 
 
 async def start_server(handle: NodeHandle, addresses: Sequence[str], *,
@@ -46,6 +54,7 @@ async def start_server(handle: NodeHandle, addresses: Sequence[str], *,
                        version: str = ETCD_VERSION,
                        db_size_bytes: Callable[[], int] | None = None,
                        configure: Callable[[grpc.aio.Server], None] | None = None,
+                       forward: ForwardConfig | None = None,
                        ) -> ApiServer:
     """Serve `handle` on every `host:port` in `addresses` (port 0 picks a free
     one; `.ports` tells which). Raises `ListenError` naming an address that
@@ -59,9 +68,10 @@ async def start_server(handle: NodeHandle, addresses: Sequence[str], *,
         # client port would split its clients silently. Fail to bind instead.
         ("grpc.so_reuseport", 0),
     ])
+    forwarder = Forwarder(handle, forward)
     add_services(server, handle, version=version,
                  fragment_bytes=min(max_request_bytes, DEFAULT_FRAGMENT_BYTES),
-                 db_size_bytes=db_size_bytes)
+                 db_size_bytes=db_size_bytes, forwarder=forwarder)
     if configure is not None:
         configure(server)
     ports: list[int] = []
@@ -70,13 +80,15 @@ async def start_server(handle: NodeHandle, addresses: Sequence[str], *,
             port = server.add_insecure_port(address)
         except RuntimeError as error:
             await server.stop(grace=None)
+            await forwarder.close()
             raise ListenError(f"cannot listen for clients on {address}: {error}") from error
         if port == 0:
             await server.stop(grace=None)
+            await forwarder.close()
             raise ListenError(f"cannot listen for clients on {address}")
         ports.append(port)
     await server.start()
-    return ApiServer(server=server, ports=tuple(ports))
+    return ApiServer(server=server, ports=tuple(ports), forwarder=forwarder)
 
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "ApiServer", "ListenError", "start_server"]

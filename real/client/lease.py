@@ -5,9 +5,10 @@ Theory of operation
 `start()` grants the lease (a write: retried only when the failure proves
 nothing was granted) and starts the keepalive task, which sends a
 keepalive every third of the granted TTL over one LeaseKeepAlive stream
-(etcd's clientv3 does the same). Keepalives need the leader: a follower
-answers "not leader" and the task moves to the next endpoint, as it does
-when the stream breaks; repeating a keepalive is harmless, so every
+(etcd's clientv3 does the same). A follower forwards keepalives to the
+leader; when it cannot (an older server answers "not leader", no leader
+within the request timeout) or the stream breaks, the task moves to the
+next endpoint; repeating a keepalive is harmless, so every
 transient error is retried. The task stops, and `expired` is set, when the
 server answers TTL 0 (the lease is gone: revoked or expired) or when no
 keepalive succeeded within the lease's last known TTL (it must be assumed

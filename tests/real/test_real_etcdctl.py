@@ -23,8 +23,7 @@ sentinel put until the watcher shows it, so no sleep decides when the
 watcher exists.
 
 Known differences from etcd that are bugs elsewhere are strict xfails here,
-so they flip to failures once fixed: see `test_*_follower*` and
-`test_member_list_client_urls`.
+so they flip to failures once fixed (see `test_etcdctl_fresh_store_revisions`).
 
 etcdctl and etcd come from Debian's etcd-client / etcd-server 3.4
 (scripts/install-etcd); without etcdctl the module skips, without etcd the
@@ -455,10 +454,6 @@ def test_etcdctl_leases(chainfire: Target, etcd: Target | None) -> None:
     assert "lease grant 0 granted: True" in text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (real/runtime.py): LeaseTimeToLive and LeaseKeepAlive sent to a follower answer "
-    "FAILED_PRECONDITION 'etcdserver: not leader'; etcd forwards them to the leader, and "
-    "etcdctl does not retry that error"))
 def test_etcdctl_lease_timetolive_on_a_follower(chainfire: Target) -> None:
     follower = next(e for e in chainfire.endpoints if e != chainfire.leader)
     granted = etcdctl(follower, "lease", "grant", "60")
@@ -633,9 +628,6 @@ def test_python_client_aetcd(chainfire: Target, etcd: Target | None) -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("aetcd") is None,
                     reason="the aetcd client is not installed (pip install aetcd)")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (real/runtime.py): a follower answers LeaseTimeToLive / LeaseKeepAlive with "
-    "'etcdserver: not leader' instead of forwarding them to the leader as etcd does"))
 def test_python_client_aetcd_on_a_follower(chainfire: Target) -> None:
     follower = next(e for e in chainfire.endpoints if e != chainfire.leader)
     ours = run_pyclient(follower, "/py-follower/")

@@ -2,7 +2,9 @@
 which registers all of them on a `grpc.aio.Server`.
 
 Served: KV (kv.py), Watch (watch.py), Lease (lease.py), Cluster
-(cluster.py), Maintenance.Status (maintenance.py). Auth is not registered:
+(cluster.py), Maintenance.Status (maintenance.py). With a `Forwarder`
+(real/api/forward.py), a follower forwards lease keepalives and TTL
+queries to the leader. Auth is not registered:
 its methods answer UNIMPLEMENTED ("Method not found") as for any unknown
 method. See docs/real-api.md for the fields and the error table.
 """
@@ -13,6 +15,7 @@ from collections.abc import Callable
 
 import grpc
 
+from real.api.forward import Forwarder
 from real.api.handle import NodeHandle
 from real.api.servicers.cluster import ClusterServicer
 from real.api.servicers.kv import KVServicer
@@ -28,12 +31,14 @@ SERVICE_NAMES = ("etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease",
 
 def add_services(server: grpc.aio.Server, handle: NodeHandle, *, version: str = ETCD_VERSION,
                  fragment_bytes: int = DEFAULT_FRAGMENT_BYTES,
-                 db_size_bytes: Callable[[], int] | None = None) -> None:
-    """Register every served etcd service on `server` (before it starts)."""
+                 db_size_bytes: Callable[[], int] | None = None,
+                 forwarder: Forwarder | None = None) -> None:
+    """Register every served etcd service on `server` (before it starts).
+    Without `forwarder` a follower answers keepalives "not leader"."""
     rpc_pb2_grpc.add_KVServicer_to_server(KVServicer(handle), server)
     rpc_pb2_grpc.add_WatchServicer_to_server(
         WatchServicer(handle, fragment_bytes=fragment_bytes), server)
-    rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(handle), server)
+    rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(handle, forwarder), server)
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(handle), server)
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(
         MaintenanceServicer(handle, version=version, db_size_bytes=db_size_bytes), server)
