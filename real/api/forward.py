@@ -42,8 +42,10 @@ stream breaks) the old stream is cancelled and a new one is opened to the
 new leader on the next keepalive; the client's stream never notices.
 
 Channels: one per leader address, at most `max_channels` (least recently
-used closed first); `close()` (the API server's stop) closes them all, and
-a closed forwarder refuses to forward ("server stopped").
+used closed first); an https client URL is dialled over TLS when the
+forwarder has channel credentials and skipped otherwise. `close()` (the
+API server's stop) closes them all, and a closed forwarder refuses to
+forward ("server stopped").
 """
 
 from __future__ import annotations
@@ -139,24 +141,35 @@ def is_forwarded(context: grpc.aio.ServicerContext[Any, Any]) -> bool:
     return any(key == FORWARDED_KEY for key, _ in metadata)
 
 
-def client_target(url: str) -> str | None:
-    """`host:port` for grpc of an advertised client URL (None: not one we can dial)."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where to dial a leader: grpc's `host:port`, and whether over TLS."""
+
+    address: str
+    tls: bool = False
+
+
+def client_target(url: str) -> Target | None:
+    """The grpc target of an advertised client URL (None: not a URL we know)."""
     try:
         parsed = parse_url(url)
     except ValueError:
         return None
     host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
-    return f"{host}:{parsed.port}"
+    return Target(f"{host}:{parsed.port}", tls=parsed.url.startswith("https://"))
 
 
 class Forwarder:
     """Forwards requests a follower cannot answer to the leader (module docstring)."""
 
-    def __init__(self, handle: NodeHandle, config: ForwardConfig | None = None) -> None:
+    def __init__(self, handle: NodeHandle, config: ForwardConfig | None = None, *,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
         self.handle = handle
         self.config = config or ForwardConfig()
-        self._channels: OrderedDict[str, grpc.aio.Channel] = OrderedDict()
-        self._targets: dict[NodeId, tuple[str, ...]] = {}
+        # For https client URLs; without them only http URLs are dialled.
+        self._credentials = credentials
+        self._channels: OrderedDict[Target, grpc.aio.Channel] = OrderedDict()
+        self._targets: dict[NodeId, tuple[Target, ...]] = {}
         self._closed = False
         self.forwarded = 0  # attempts sent to a leader (tests, metrics)
         self.streams_opened = 0  # keepalive streams opened to a leader
@@ -198,7 +211,7 @@ class Forwarder:
             pause = self.config.leader_poll_s if leaderless else self.config.retry_pause_s
             await asyncio.sleep(min(pause, remaining))
 
-    async def _attempt(self, target: str, remote: Remote[_T], timeout_s: float) -> _T:
+    async def _attempt(self, target: Target, remote: Remote[_T], timeout_s: float) -> _T:
         channel = await self._channel(target)
         self.forwarded += 1
         try:
@@ -208,7 +221,7 @@ class Forwarder:
         except TimeoutError:
             raise _AttemptFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "forwarding") from None
 
-    async def _leader_targets(self, leader: NodeId) -> tuple[str, ...]:
+    async def _leader_targets(self, leader: NodeId) -> tuple[Target, ...]:
         """The leader's client addresses, from this member's table (cached)."""
         known = self._targets.get(leader)
         if known is not None:
@@ -217,12 +230,14 @@ class Forwarder:
         assert isinstance(response, MemberResponse), response
         member = next((m for m in response.members if m.id == leader), None)
         urls = member.client_urls if member is not None else ()
-        targets = tuple(target for target in map(client_target, urls) if target is not None)
+        dialable = self._credentials is not None
+        targets = tuple(target for target in map(client_target, urls)
+                        if target is not None and (dialable or not target.tls))
         if targets:
             self._targets[leader] = targets
         return targets
 
-    async def _channel(self, target: str) -> grpc.aio.Channel:
+    async def _channel(self, target: Target) -> grpc.aio.Channel:
         if self._closed:
             raise ForwarderClosed()
         channel = self._channels.get(target)
@@ -232,7 +247,11 @@ class Forwarder:
         while len(self._channels) >= self.config.max_channels:
             _, oldest = self._channels.popitem(last=False)
             await oldest.close(self.config.close_grace_s)
-        channel = grpc.aio.insecure_channel(target)
+        if target.tls:
+            assert self._credentials is not None, target
+            channel = grpc.aio.secure_channel(target.address, self._credentials)
+        else:
+            channel = grpc.aio.insecure_channel(target.address)
         self._channels[target] = channel
         return channel
 
@@ -297,4 +316,4 @@ class KeepAliveForward:
 
 
 __all__ = ["FORWARDED_KEY", "ForwardConfig", "Forwarder", "ForwarderClosed", "KeepAliveForward",
-           "RemoteStatus", "client_target", "is_forwarded"]
+           "RemoteStatus", "Target", "client_target", "is_forwarded"]

@@ -44,6 +44,7 @@ from real.api.forward import (
     ForwardConfig,
     Forwarder,
     ForwarderClosed,
+    Target,
     client_target,
 )
 from real.api.handle import WatchSession
@@ -394,7 +395,25 @@ def test_a_closed_forwarder_refuses() -> None:
 
 
 def test_client_targets() -> None:
-    assert client_target("http://127.0.0.1:2379") == "127.0.0.1:2379"
-    assert client_target("http://[::1]:2379") == "[::1]:2379"
-    assert client_target("http://localhost:1") == "localhost:1"
+    assert client_target("http://127.0.0.1:2379") == Target("127.0.0.1:2379")
+    assert client_target("http://[::1]:2379") == Target("[::1]:2379")
+    assert client_target("http://localhost:1") == Target("localhost:1")
     assert client_target("unix://sock") is None and client_target("nonsense") is None
+
+
+def test_https_leader_urls_need_credentials() -> None:
+    async def body() -> None:
+        handle = ScriptedHandle(1)
+        handle.leader = 2
+        handle.members = (Member(id=NodeId(2), client_urls=("https://127.0.0.1:1",)),)
+        forwarder = Forwarder(handle, ForwardConfig(request_timeout_s=0.2, leader_poll_s=0.02))
+
+        async def local() -> int:
+            raise NotLeader(2)
+
+        async def remote(channel: grpc.aio.Channel, timeout_s: float) -> int:
+            raise AssertionError("an https URL dialled without credentials")
+        with pytest.raises(NotLeader):  # no URL it can dial: "no leader"
+            await forwarder.call(local, remote)
+        assert forwarder.forwarded == 0
+    run(body)
