@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from chainfire_core.errors import ChainfireError
 from chainfire_core.types import NodeId
+from real.tls import TLSConfigError, TLSFiles
 
 ENV_PREFIX = "CHAINFIRE_"
 DEFAULT_NAME = "default"
@@ -65,6 +66,10 @@ class HttpUrl:
     host: str
     port: int
 
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith("https://")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
@@ -84,6 +89,15 @@ class ServerConfig:
     snapshot_count: int = 10_000
     # Where /metrics and /health are served over HTTP (etcd's flag); none: off.
     listen_metrics_urls: tuple[HttpUrl, ...] = ()
+    # TLS (real/tls.py): for clients on https listen-client URLs, and mutual
+    # TLS between peers when the peer URLs are https.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    trusted_ca_file: Path | None = None
+    client_cert_auth: bool = False
+    peer_cert_file: Path | None = None
+    peer_key_file: Path | None = None
+    peer_trusted_ca_file: Path | None = None
 
     def __post_init__(self) -> None:
         assert self.listen_client_urls and self.listen_peer_urls and self.initial_cluster
@@ -120,6 +134,16 @@ class ServerConfig:
             if name != self.name and node_id not in out:
                 out[node_id] = (url.host, url.port)
         return out
+
+    def client_tls(self) -> TLSFiles:
+        return TLSFiles(cert_file=self.cert_file, key_file=self.key_file,
+                        trusted_ca_file=self.trusted_ca_file,
+                        client_cert_auth=self.client_cert_auth)
+
+    def peer_tls(self) -> TLSFiles:
+        return TLSFiles(cert_file=self.peer_cert_file, key_file=self.peer_key_file,
+                        trusted_ca_file=self.peer_trusted_ca_file, client_cert_auth=True,
+                        prefix="peer-")
 
     @property
     def tick_ms(self) -> int:
@@ -173,10 +197,8 @@ def _int(raw: object) -> int:
 
 def parse_url(text: str, *, allow_port_zero: bool = False) -> HttpUrl:
     parts = urlsplit(text.strip())
-    if parts.scheme == "https":
-        raise ValueError(f"{text!r}: TLS (https) is not supported yet; use http://")
-    if parts.scheme != "http":
-        raise ValueError(f"{text!r}: expected http://host:port")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{text!r}: expected http://host:port or https://host:port")
     try:
         port = parts.port
     except ValueError:
@@ -187,7 +209,7 @@ def parse_url(text: str, *, allow_port_zero: bool = False) -> HttpUrl:
         raise ValueError(f"{text!r}: a URL here has no path, query or fragment")
     if port == 0 and not allow_port_zero:
         raise ValueError(f"{text!r}: port 0 is only allowed for client URLs")
-    return HttpUrl(url=f"http://{parts.netloc}", host=parts.hostname, port=port)
+    return HttpUrl(url=f"{parts.scheme}://{parts.netloc}", host=parts.hostname, port=port)
 
 
 def _items(raw: object) -> list[str]:
@@ -224,6 +246,24 @@ def _cluster(raw: object) -> tuple[tuple[str, HttpUrl], ...]:
             raise ValueError(f"peer URL {parsed.url} is given to both {seen[parsed.url]} "
                              f"and {name}")
     return out
+
+
+def _path(raw: object) -> Path:
+    text = _text(raw)
+    if not text:
+        raise ValueError("must name a file")
+    return Path(text)
+
+
+def _bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = _text(raw).lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {text!r}")
 
 
 def _state(raw: object) -> str:
@@ -267,6 +307,14 @@ FIELDS = (
     _Field("snapshot_count", _int, "applied entries between snapshots (default 10000)"),
     _Field("listen_metrics_urls", lambda raw: _urls(raw, allow_port_zero=True),
            "URLs to serve /metrics and /health on over HTTP (default: none)"),
+    _Field("cert_file", _path, "TLS certificate for https client URLs (PEM)"),
+    _Field("key_file", _path, "TLS key of --cert-file (PEM)"),
+    _Field("trusted_ca_file", _path, "CA that signs client certificates (PEM)"),
+    _Field("client_cert_auth", _bool, "require a client certificate signed by "
+           "--trusted-ca-file (true/false, default false)"),
+    _Field("peer_cert_file", _path, "this member's peer certificate (https peer URLs; PEM)"),
+    _Field("peer_key_file", _path, "TLS key of --peer-cert-file (PEM)"),
+    _Field("peer_trusted_ca_file", _path, "CA that signs every member's peer certificate"),
 )
 _BY_NAME = {field.name: field for field in FIELDS}
 
@@ -349,11 +397,42 @@ def _complete(values: dict[str, object], sources: dict[str, str]) -> ServerConfi
                           f"heartbeat intervals ({MIN_ELECTION_HEARTBEATS * heartbeat} ms), "
                           f"got {election}", sources.get("election_timeout_ms", "default"))
     config = ServerConfig(**values)  # type: ignore[arg-type]
+    _check_tls(config, sources)
     ids = config.member_ids()
     if len(set(ids.values())) != len(ids):
         raise ConfigError("initial-cluster", "two members hash to the same id; change the "
                           "cluster token", sources.get("initial_cluster", "default"))
     return config
+
+
+def _check_tls(config: ServerConfig, sources: dict[str, str]) -> None:
+    """https URLs need their certificates; peer TLS is all or nothing."""
+    for tls in (config.client_tls(), config.peer_tls()):
+        if tls.enabled:
+            try:
+                tls.check()
+            except TLSConfigError as error:
+                raise ConfigError(error.field, error.reason,
+                                  sources.get(error.field.replace("-", "_"), "")) from None
+    https_clients = [url.url for url in config.listen_client_urls if url.tls]
+    if https_clients and not config.client_tls().enabled:
+        raise ConfigError("listen-client-urls", f"{https_clients[0]} needs --cert-file and "
+                          "--key-file", sources.get("listen_client_urls", "default"))
+    if config.client_cert_auth and not config.client_tls().enabled:
+        raise ConfigError("client-cert-auth", "needs --cert-file and --key-file",
+                          sources.get("client_cert_auth", ""))
+    peer_urls = [*config.listen_peer_urls, *(url for _, url in config.initial_cluster)]
+    secure = {url.tls for url in peer_urls}
+    if secure == {True, False}:
+        raise ConfigError("initial-cluster", "peer URLs mix http and https: peer TLS is "
+                          "all or nothing", sources.get("initial_cluster", "default"))
+    if secure == {True} and not config.peer_tls().enabled:
+        raise ConfigError("listen-peer-urls", "https peer URLs need --peer-cert-file, "
+                          "--peer-key-file and --peer-trusted-ca-file",
+                          sources.get("listen_peer_urls", "default"))
+    if secure == {False} and config.peer_tls().enabled:
+        raise ConfigError("peer-cert-file", "peer certificates need https peer URLs",
+                          sources.get("peer_cert_file", ""))
 
 
 __all__ = ["ConfigError", "FIELDS", "HttpUrl", "ServerConfig", "load_config", "member_id",

@@ -49,15 +49,18 @@ from real.api.server import ApiServer, ListenError, start_server
 from real.bootstrap import build_node
 from real.codec_memo import MemoCodec
 from real.config import ConfigError, ServerConfig, load_config, parse_url
+from real.maintenance import NodeMaintenance
 from real.metrics import NodeMetrics
 from real.metrics_http import start_metrics_server
 from real.runtime import NodeRuntime, RuntimeConfig
+from real.snapshot_cli import snapshot_main
 from real.storage import DiskStorage, StorageError
 from real.transport import PeerTransport
 
 logger = logging.getLogger("chainfire.server")
 
-USAGE = "usage: chainfire serve [--flags]   (chainfire serve --help lists them)"
+USAGE = ("usage: chainfire serve [--flags]   (chainfire serve --help lists them)\n"
+         "       chainfire snapshot save|restore|status ...   (chainfire snapshot --help)")
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
@@ -83,6 +86,8 @@ class Serving:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "snapshot":
+        return snapshot_main(args[1:])
     if not args or args[0] != "serve":
         print(USAGE, file=sys.stderr)
         return EXIT_CONFIG
@@ -117,18 +122,25 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
     runtime = NodeRuntime(node, storage, RuntimeConfig(tick_ms=config.tick_ms),
                           cluster_id=config.cluster_id,
                           cluster_token=config.initial_cluster_token)
+    peer_tls = config.peer_tls()
     transport = PeerTransport(node.id, on_message=runtime.deliver,
                               on_unreachable=runtime.report_unreachable,
-                              on_snapshot_status=runtime.report_snapshot)
+                              on_snapshot_status=runtime.report_snapshot,
+                              server_ssl=peer_tls.peer_server_context() if peer_tls.enabled
+                              else None,
+                              client_ssl=peer_tls.peer_client_context() if peer_tls.enabled
+                              else None)
     peer = config.listen_peer_urls[0]
     await transport.start(peer.host, peer.port)
     transport.set_peers(config.peer_addresses())
     runtime.on_members_changed = _peer_updater(config, transport.set_peers)
+    if node.members.all():  # a restart: the table knows addresses changed since bootstrap
+        runtime.on_members_changed(node.members.all())
     metrics = NodeMetrics(runtime)
     runtime.observer = metrics
     runtime.start(transport)
     try:
-        grpc_server = await _start_grpc(runtime, config, storage.path)
+        grpc_server = await _start_grpc(runtime, config, storage)
     except ListenError as error:
         logger.error("%s", error)
         await runtime.stop(0)
@@ -195,19 +207,29 @@ def _peer_updater(config: ServerConfig, set_peers: Callable[[Mapping[NodeId, tup
     return update
 
 
-async def _start_grpc(runtime: NodeRuntime, config: ServerConfig, db_path: Path) -> ApiServer:
+async def _start_grpc(runtime: NodeRuntime, config: ServerConfig,
+                      storage: DiskStorage) -> ApiServer:
     addresses = [f"{url.host}:{url.port}" for url in config.listen_client_urls]
-    forward = ForwardConfig.for_timing(heartbeat_interval_ms=config.heartbeat_interval_ms,
-                                       election_timeout_ms=config.election_timeout_ms)
+    client_tls = config.client_tls()
+    credentials = client_tls.grpc_server_credentials() if client_tls.enabled else None
+    tls = {f"{url.host}:{url.port}": credentials for url in config.listen_client_urls
+           if url.tls and credentials is not None}
+    maintenance = NodeMaintenance(runtime.node, runtime.wait_until,
+                                  defragment=storage.defragment)
     return await start_server(runtime, addresses, configure=_add_health,
-                              db_size_bytes=lambda: db_size_bytes(db_path), forward=forward)
+                              db_size_bytes=lambda: db_size_bytes(storage.path),
+                              maintenance=maintenance, forward=ForwardConfig.for_timing(
+                                  heartbeat_interval_ms=config.heartbeat_interval_ms,
+                                  election_timeout_ms=config.election_timeout_ms),
+                              tls=tls)
 
 
 def advertised_client_urls(config: ServerConfig, ports: Sequence[int]) -> tuple[str, ...]:
     """--advertise-client-urls, or the listen client URLs with the ports bound."""
     if config.advertise_client_urls:
         return tuple(url.url for url in config.advertise_client_urls)
-    return tuple(f"http://{f'[{url.host}]' if ':' in url.host else url.host}:{port}"
+    return tuple(f"{'https' if url.tls else 'http'}://"
+                 f"{f'[{url.host}]' if ':' in url.host else url.host}:{port}"
                  for url, port in zip(config.listen_client_urls, ports, strict=True))
 
 

@@ -14,7 +14,7 @@ the server has stopped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -24,6 +24,7 @@ from real.api.handle import NodeHandle
 from real.api.servicers import add_services
 from real.api.servicers.maintenance import ETCD_VERSION
 from real.api.servicers.watch import DEFAULT_FRAGMENT_BYTES
+from real.maintenance import MaintenanceOps
 
 DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
 GRPC_OVERHEAD_BYTES = 512 * 1024
@@ -53,11 +54,14 @@ async def start_server(handle: NodeHandle, addresses: Sequence[str], *,
                        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                        version: str = ETCD_VERSION,
                        db_size_bytes: Callable[[], int] | None = None,
+                       maintenance: MaintenanceOps | None = None,
                        configure: Callable[[grpc.aio.Server], None] | None = None,
                        forward: ForwardConfig | None = None,
+                       tls: Mapping[str, grpc.ServerCredentials] | None = None,
                        ) -> ApiServer:
     """Serve `handle` on every `host:port` in `addresses` (port 0 picks a free
-    one; `.ports` tells which). Raises `ListenError` naming an address that
+    one; `.ports` tells which); an address in `tls` is served with those
+    credentials (real/tls.py), the others in plain text. Raises `ListenError` naming an address that
     cannot be bound; nothing is left listening then."""
     assert addresses, "no address to listen on"
     assert max_request_bytes > 0, max_request_bytes
@@ -71,13 +75,15 @@ async def start_server(handle: NodeHandle, addresses: Sequence[str], *,
     forwarder = Forwarder(handle, forward)
     add_services(server, handle, version=version,
                  fragment_bytes=min(max_request_bytes, DEFAULT_FRAGMENT_BYTES),
-                 db_size_bytes=db_size_bytes, forwarder=forwarder)
+                 db_size_bytes=db_size_bytes, maintenance=maintenance, forwarder=forwarder)
     if configure is not None:
         configure(server)
     ports: list[int] = []
     for address in addresses:
         try:
-            port = server.add_insecure_port(address)
+            credentials = (tls or {}).get(address)
+            port = (server.add_insecure_port(address) if credentials is None
+                    else server.add_secure_port(address, credentials))
         except RuntimeError as error:
             await server.stop(grace=None)
             await forwarder.close()

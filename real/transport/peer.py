@@ -32,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import random
+import ssl
 from collections import deque
 from collections.abc import Callable
 
@@ -40,6 +42,8 @@ from chainfire_core.raft.messages import InstallSnapshot
 from chainfire_core.types import NodeId
 from real.transport.config import TransportConfig
 from real.transport.snapshot import stream_snapshot
+
+logger = logging.getLogger(__name__)
 
 
 class LinkState(enum.Enum):
@@ -68,8 +72,10 @@ class PeerLink:
         rng: random.Random,
         report_unreachable: Callable[[NodeId], None],
         report_snapshot: Callable[[NodeId, bool], None],
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.peer = peer
+        self.ssl_context = ssl_context
         self.address = address
         self.config = config
         self.rng = rng
@@ -115,7 +121,8 @@ class PeerLink:
     async def _snapshot(self, message: InstallSnapshot) -> None:
         ok = False
         try:
-            ok = await stream_snapshot(self.address, message, self.config)
+            ok = await stream_snapshot(self.address, message, self.config,
+                                       ssl_context=self.ssl_context)
         finally:
             self._report_snapshot(self.peer, ok)
             if self._snapshot_task is asyncio.current_task():
@@ -137,7 +144,12 @@ class PeerLink:
         host, port = self.address
         try:
             async with asyncio.timeout(self.config.connect_timeout_s):
-                return await asyncio.open_connection(host, port)
+                return await asyncio.open_connection(host, port, ssl=self.ssl_context)
+        except ssl.SSLError as error:
+            # The peer's certificate is not from the peer CA (or it refused ours).
+            log = logger.warning if self.failures == 0 else logger.debug
+            log("peer %x at %s:%d: TLS handshake failed: %s", self.peer, host, port, error)
+            return None
         except (OSError, TimeoutError):
             return None
 

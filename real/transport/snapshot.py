@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ssl
 from collections.abc import Iterator
 
 from chainfire_core.raft.messages import InstallSnapshot
@@ -41,13 +42,14 @@ def snapshot_frames(message: InstallSnapshot, config: TransportConfig) -> Iterat
 
 
 async def stream_snapshot(
-    address: tuple[str, int], message: InstallSnapshot, config: TransportConfig
+    address: tuple[str, int], message: InstallSnapshot, config: TransportConfig, *,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> bool:
     """Send `message` to `address` as a snapshot stream; True once acknowledged."""
     host, port = address
     try:
         async with asyncio.timeout(config.connect_timeout_s):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(host, port, ssl=ssl_context)
     except (OSError, TimeoutError):
         return False
     try:

@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 
 from chainfire_core.raft.messages import InstallSnapshot, Message
@@ -65,8 +66,14 @@ class PeerTransport:
         config: TransportConfig = DEFAULT_CONFIG,
         rng: random.Random | None = None,
         on_frame_error: Callable[[FrameError], None] | None = None,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
     ) -> None:
         assert node_id > 0, node_id
+        # Mutual TLS (real/tls.py): accepted and dialled connections are
+        # verified against the peer CA before a frame is read or written.
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
         if max_queue is not None:
             config = dataclasses.replace(config, max_queue=max_queue)
         self.node_id = node_id
@@ -84,6 +91,7 @@ class PeerTransport:
         self._unreachable: set[NodeId] = set()
         self._closed = False
         self.frame_errors = 0
+        self.tls_refused = 0  # inbound connections whose TLS handshake failed
         self.messages_received = 0
         self.messages_dropped = 0
 
@@ -92,6 +100,8 @@ class PeerTransport:
     async def start(self, host: str, port: int) -> int:
         """Listen for peers on (host, port); return the bound port (0: a free one)."""
         assert self._server is None and not self._closed
+        # TLS is started per connection in `_serve`, so a failed handshake is
+        # counted and logged (asyncio's own server TLS drops it silently).
         self._server = await asyncio.start_server(self._serve, host, port)
         return int(self._server.sockets[0].getsockname()[1])
 
@@ -122,7 +132,7 @@ class PeerTransport:
                 self._links[peer] = PeerLink(
                     peer, peers[peer], config=self.config, rng=self.rng,
                     report_unreachable=self._report_unreachable,
-                    report_snapshot=self._report_snapshot)
+                    report_snapshot=self._report_snapshot, ssl_context=self.client_ssl)
 
     def link(self, peer: NodeId) -> PeerLink | None:
         """The outbound link to `peer` (for status and metrics)."""
@@ -195,6 +205,8 @@ class PeerTransport:
                 return
             self._inbound.add(task)
             task.add_done_callback(self._inbound.discard)
+            if self.server_ssl is not None and not await self._handshake(writer):
+                return
             await self._read_frames(reader, writer)
         except FrameError as error:
             self.frame_errors += 1
@@ -204,9 +216,30 @@ class PeerTransport:
         except OSError:
             pass  # the peer went away; nothing half-read was delivered
         finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            if self.server_ssl is not None:
+                # Drop a TLS connection at once: a graceful TLS close waits for
+                # a close_notify a gone or hostile peer never sends, and after a
+                # failed or cancelled handshake the stream never learns that its
+                # transport closed (wait_closed would wait forever).
+                writer.transport.abort()
+            else:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+
+    async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
+        """Mutual TLS before any frame: False (logged) for a peer whose
+        certificate the peer CA did not sign, or that sent none."""
+        assert self.server_ssl is not None
+        try:
+            async with asyncio.timeout(self.config.connect_timeout_s):
+                await writer.start_tls(self.server_ssl)
+        except (OSError, TimeoutError) as error:  # ssl.SSLError is an OSError
+            self.tls_refused += 1
+            logger.warning("refusing a peer connection from %s: TLS handshake failed: %s",
+                           writer.get_extra_info("peername"), error or "timed out")
+            return False
+        return True
 
     async def _read_frames(self, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> None:

@@ -2,9 +2,8 @@
 which registers all of them on a `grpc.aio.Server`.
 
 Served: KV (kv.py), Watch (watch.py), Lease (lease.py), Cluster
-(cluster.py), Maintenance.Status (maintenance.py). With a `Forwarder`
-(real/api/forward.py), a follower forwards lease keepalives and TTL
-queries to the leader. Auth is not registered:
+(cluster.py), Maintenance (maintenance.py; all but Status need the
+`MaintenanceOps` the runtime passes). Auth is not registered:
 its methods answer UNIMPLEMENTED ("Method not found") as for any unknown
 method. See docs/real-api.md for the fields and the error table.
 """
@@ -23,6 +22,7 @@ from real.api.servicers.lease import LeaseServicer
 from real.api.servicers.maintenance import ETCD_VERSION, MaintenanceServicer
 from real.api.servicers.watch import DEFAULT_FRAGMENT_BYTES, WatchServicer
 from real.etcdpb import rpc_pb2_grpc
+from real.maintenance import MaintenanceOps
 
 # The gRPC service names registered, for health checks and reflection.
 SERVICE_NAMES = ("etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease",
@@ -32,6 +32,7 @@ SERVICE_NAMES = ("etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease",
 def add_services(server: grpc.aio.Server, handle: NodeHandle, *, version: str = ETCD_VERSION,
                  fragment_bytes: int = DEFAULT_FRAGMENT_BYTES,
                  db_size_bytes: Callable[[], int] | None = None,
+                 maintenance: MaintenanceOps | None = None,
                  forwarder: Forwarder | None = None) -> None:
     """Register every served etcd service on `server` (before it starts).
     Without `forwarder` a follower answers keepalives "not leader"."""
@@ -41,7 +42,8 @@ def add_services(server: grpc.aio.Server, handle: NodeHandle, *, version: str = 
     rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(handle, forwarder), server)
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(handle), server)
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(
-        MaintenanceServicer(handle, version=version, db_size_bytes=db_size_bytes), server)
+        MaintenanceServicer(handle, version=version, db_size_bytes=db_size_bytes,
+                            ops=maintenance), server)
 
 
 __all__ = [
