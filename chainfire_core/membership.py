@@ -13,6 +13,19 @@ metadata until someone updates them).
 `plan` checks a request against the table before it is proposed (etcd's
 errors: unknown member, duplicate id or peer URL, promoting a voter or a
 learner that lags the leader) and returns the Raft change to propose.
+Requests that only change a member's record (update: peer URLs; publish:
+client URLs) propose the member's current role again, which leaves Raft's
+configuration as it is; the new record lands in every table when the entry
+applies.
+
+A change carries only what it changes: the member in its context has the
+new peer URLs (add, update), client URLs (publish) or name (add), and the
+rest left empty, and `apply` keeps the table's value of every empty field
+(no request ever empties one: a member always has peer URLs, and publishes
+at least one client URL). So changes planned at the same time on different
+nodes (a member publishing its client URLs while an operator updates its
+peer URLs or promotes it) all take effect, in log order, whatever table
+each was planned against.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from chainfire_core.node_messages import (
     MemberPublishRequest,
     MemberRemoveRequest,
     MemberResponse,
+    MemberUpdateRequest,
 )
 from chainfire_core.raft.messages import ConfChange, ConfChangeSingle, ConfChangeType, ConfState
 from chainfire_core.raft.raft import Raft, Role
@@ -71,11 +85,17 @@ class MemberTable:
                 member = self._require(request.id)
                 kind = ConfChangeType.REMOVE_NODE
             case MemberPromoteRequest():
-                member = self._plan_promote(request, raft)
+                self._plan_promote(request, raft)
+                member = Member(id=request.id)  # the role is the change's
                 kind = ConfChangeType.ADD_NODE
-            case MemberPublishRequest():  # the same role again: only the record changes
-                member = replace(self._require(request.id), client_urls=request.client_urls)
+            case MemberUpdateRequest():  # the same role again: only the record changes
+                member = self._plan_update(request)
                 kind = ConfChangeType.ADD_LEARNER if member.is_learner else ConfChangeType.ADD_NODE
+            case MemberPublishRequest():  # likewise
+                learner = self._require(request.id).is_learner
+                member = Member(id=request.id, client_urls=request.client_urls,
+                                is_learner=learner)
+                kind = ConfChangeType.ADD_LEARNER if learner else ConfChangeType.ADD_NODE
             case _:
                 raise InvalidRequest(f"not a membership request: {type(request).__name__}")
         return (ConfChangeSingle(type=kind, node_id=member.id),), member
@@ -90,7 +110,15 @@ class MemberTable:
         return Member(id=node_id, name=request.name, peer_urls=request.peer_urls,
                       is_learner=request.is_learner)
 
-    def _plan_promote(self, request: MemberPromoteRequest, raft: Raft) -> Member:
+    def _plan_update(self, request: MemberUpdateRequest) -> Member:
+        member = self._require(request.id)
+        used = {url for other in self._members.values() if other.id != member.id
+                for url in other.peer_urls}
+        if used & set(request.peer_urls):
+            raise MemberExists("Peer URLs")
+        return Member(id=member.id, peer_urls=request.peer_urls, is_learner=member.is_learner)
+
+    def _plan_promote(self, request: MemberPromoteRequest, raft: Raft) -> None:
         member = self._require(request.id)
         if not member.is_learner:
             raise MemberNotLearner()
@@ -99,7 +127,6 @@ class MemberTable:
             leader_match = raft.tracker.progress[raft.id].match
             if progress is None or progress.match < leader_match * LEARNER_READY_FRACTION:
                 raise LearnerNotReady()
-        return replace(member, is_learner=False)
 
     def _require(self, node_id: NodeId) -> Member:
         member = self._members.get(node_id)
@@ -107,15 +134,27 @@ class MemberTable:
             raise MemberNotFound(node_id)
         return member
 
-    def apply(self, change: ConfChange, member: Member, conf_state: ConfState) -> None:
-        """A membership ConfChange entry was applied, giving `conf_state`."""
+    def apply(self, change: ConfChange, member: Member, conf_state: ConfState) -> Member:
+        """A membership ConfChange entry was applied, giving `conf_state`;
+        the record of the member concerned afterwards (`member` if removed)."""
+        result = member
         for single in change.changes:
             if single.type == ConfChangeType.REMOVE_NODE:
                 self._members.pop(single.node_id, None)
             elif single.node_id == member.id:
                 learner = single.type == ConfChangeType.ADD_LEARNER
-                self._members[member.id] = replace(member, is_learner=learner)
+                result = self._merged(member, learner)
+                self._members[member.id] = result
         self.sync(conf_state)
+        return self._members.get(member.id, result)
+
+    def _merged(self, change: Member, is_learner: bool) -> Member:
+        """The table's record of `change.id` with the fields `change` sets."""
+        current = self._members.get(change.id) or Member(id=change.id)
+        return Member(id=change.id, name=change.name or current.name,
+                      peer_urls=change.peer_urls or current.peer_urls,
+                      client_urls=change.client_urls or current.client_urls,
+                      is_learner=is_learner)
 
     def sync(self, conf_state: ConfState) -> None:
         """Make the table's ids those of `conf_state`."""

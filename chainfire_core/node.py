@@ -86,6 +86,7 @@ from chainfire_core.node_messages import (
     MemberPromoteRequest,
     MemberPublishRequest,
     MemberRemoveRequest,
+    MemberUpdateRequest,
     NodeSnapshot,
     Proposal,
     ReadConsistency,
@@ -281,7 +282,7 @@ class ChainfireNode:
             case MemberListRequest():
                 self._answer(request_id, response=self.members.response(self._header()))
             case (MemberAddRequest() | MemberRemoveRequest() | MemberPromoteRequest()
-                  | MemberPublishRequest()):
+                  | MemberUpdateRequest() | MemberPublishRequest()):
                 self._propose_member_change(request_id, request)
             case LeaseKeepAliveRequest():
                 self._require_leader()
@@ -501,13 +502,13 @@ class ChainfireNode:
             return  # leaving a joint config
         context = self.codec.decode(change.context)
         assert isinstance(context, MemberChangeContext), context
-        self.members.apply(change, context.member, conf_state)
+        member = self.members.apply(change, context.member, conf_state)
         if any(single.type != ConfChangeType.REMOVE_NODE for single in change.changes):
             # A joining member starts empty and is caught up with a snapshot;
             # Raft refuses a snapshot whose config does not name it, so the
             # one in storage must be at least this new.
             self._snapshot_due = True
-        response = self.members.response(self._header(), context.member)
+        response = self.members.response(self._header(), member)
         self._settle(entry.index, context.origin, context.request_id, response, None)
 
     def _settle(self, index: Index, origin: NodeId, request_id: int, result: object | None,

@@ -71,6 +71,21 @@ class MemberPromoteRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MemberUpdateRequest:
+    """Change a member's peer URLs (etcd's MemberUpdate): its name, client
+    URLs and role stay. Committed as a conf change that leaves the
+    configuration as it is and replaces the member's record; every node's
+    transport then dials the member at its new address."""
+
+    id: NodeId
+    peer_urls: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.peer_urls:
+            raise InvalidRequest("etcdserver: member update needs at least one peer URL")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemberPublishRequest:
     """A member tells the cluster its client URLs (etcd's "publish" of its
     attributes when it starts). Committed as a conf change that leaves the
@@ -87,8 +102,8 @@ class MemberListRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemberResponse:
-    """The answer to add, remove, promote and list: the member concerned
-    (None for list and remove) and every member after the change."""
+    """The answer to add, remove, promote, update and list: the member
+    concerned (None for list and remove) and every member after the change."""
 
     header: ResponseHeader
     member: Member | None
@@ -128,6 +143,7 @@ ClientRequest = (
     | MemberAddRequest
     | MemberRemoveRequest
     | MemberPromoteRequest
+    | MemberUpdateRequest
     | MemberPublishRequest
     | MemberListRequest
     | StatusRequest
@@ -190,6 +206,7 @@ __all__ = [
     "MemberPromoteRequest",
     "MemberRemoveRequest",
     "MemberResponse",
+    "MemberUpdateRequest",
     "NodeSnapshot",
     "Proposal",
     "ReadConsistency",

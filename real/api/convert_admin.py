@@ -17,6 +17,8 @@ is passed in by the servicer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from chainfire_core.errors import InvalidRequest
 from chainfire_core.lease.messages import (
     LeaseGrantRequest,
@@ -35,6 +37,7 @@ from chainfire_core.node_messages import (
     MemberPromoteRequest,
     MemberRemoveRequest,
     MemberResponse,
+    MemberUpdateRequest,
     StatusResponse,
 )
 from chainfire_core.types import Index, LeaseId, NodeId, Term
@@ -159,16 +162,20 @@ def member_from_pb(pb: rpc_pb2.Member) -> Member:
 INVALID_MEMBER_URLS = "etcdserver: given member URLs are invalid"  # etcd's text
 
 
-def member_add_from_pb(pb: rpc_pb2.MemberAddRequest) -> MemberAddRequest:
+def _check_peer_urls(urls: Iterable[str]) -> tuple[str, ...]:
     """Peer URLs must be ones the transport can dial (http://host:port, as
     --listen-peer-urls); a member that can never be reached would count in
     the quorum for good."""
-    for url in pb.peerURLs:
+    for url in urls:
         try:
             parse_url(url)
         except ValueError:
             raise InvalidRequest(INVALID_MEMBER_URLS) from None
-    return MemberAddRequest(peer_urls=tuple(pb.peerURLs), is_learner=pb.isLearner)
+    return tuple(urls)
+
+
+def member_add_from_pb(pb: rpc_pb2.MemberAddRequest) -> MemberAddRequest:
+    return MemberAddRequest(peer_urls=_check_peer_urls(pb.peerURLs), is_learner=pb.isLearner)
 
 
 def member_add_to_pb(request: MemberAddRequest) -> rpc_pb2.MemberAddRequest:
@@ -178,6 +185,16 @@ def member_add_to_pb(request: MemberAddRequest) -> rpc_pb2.MemberAddRequest:
 
 def member_remove_from_pb(pb: rpc_pb2.MemberRemoveRequest) -> MemberRemoveRequest:
     return MemberRemoveRequest(id=NodeId(pb.ID))
+
+
+def member_update_from_pb(pb: rpc_pb2.MemberUpdateRequest) -> MemberUpdateRequest:
+    """Checked as MemberAdd's (etcd 3.4's server takes any text and leaves the
+    check to etcdctl; an empty list is refused as well)."""
+    return MemberUpdateRequest(id=NodeId(pb.ID), peer_urls=_check_peer_urls(pb.peerURLs))
+
+
+def member_update_to_pb(request: MemberUpdateRequest) -> rpc_pb2.MemberUpdateRequest:
+    return rpc_pb2.MemberUpdateRequest(ID=request.id, peerURLs=list(request.peer_urls))
 
 
 def member_promote_from_pb(pb: rpc_pb2.MemberPromoteRequest) -> MemberPromoteRequest:
@@ -209,6 +226,12 @@ def member_promote_response_to_pb(response: MemberResponse,
                                   fields: HeaderFields) -> rpc_pb2.MemberPromoteResponse:
     return rpc_pb2.MemberPromoteResponse(header=_member_header(fields),
                                          members=[member_to_pb(m) for m in response.members])
+
+
+def member_update_response_to_pb(response: MemberResponse,
+                                 fields: HeaderFields) -> rpc_pb2.MemberUpdateResponse:
+    return rpc_pb2.MemberUpdateResponse(header=_member_header(fields),
+                                        members=[member_to_pb(m) for m in response.members])
 
 
 def member_list_response_from_pb(pb: rpc_pb2.MemberListResponse) -> MemberResponse:
@@ -264,6 +287,9 @@ __all__ = [
     "member_remove_from_pb",
     "member_remove_response_to_pb",
     "member_to_pb",
+    "member_update_from_pb",
+    "member_update_response_to_pb",
+    "member_update_to_pb",
     "status_from_pb",
     "status_to_pb",
     "ttl_from_pb",

@@ -277,6 +277,19 @@ class AsyncClient:
         response = await self.pool.call(CallKind.WRITE, invoke)
         return tuple(convert_admin.member_from_pb(m) for m in response.members)
 
+    async def member_update(self, member_id: int, peer_urls: Sequence[str]
+                            ) -> tuple[Member, ...]:
+        """Replace a member's peer URLs (etcd's MemberUpdate); every member
+        after the change. Not retried where the outcome is unknown, as etcd's
+        client does not (it is a membership change)."""
+        pb = rpc_pb2.MemberUpdateRequest(ID=member_id, peerURLs=list(peer_urls))
+
+        async def invoke(channel: grpc.aio.Channel,
+                         timeout_s: float) -> rpc_pb2.MemberUpdateResponse:
+            return await rpc_pb2_grpc.ClusterStub(channel).MemberUpdate(pb, timeout=timeout_s)
+        response = await self.pool.call(CallKind.WRITE, invoke)
+        return tuple(convert_admin.member_from_pb(m) for m in response.members)
+
     async def member_promote(self, member_id: int) -> tuple[Member, ...]:
         pb = rpc_pb2.MemberPromoteRequest(ID=member_id)
 

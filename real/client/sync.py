@@ -202,6 +202,9 @@ class Client:
     def member_remove(self, member_id: int) -> tuple[Member, ...]:
         return self._run(self._aio.member_remove(member_id))
 
+    def member_update(self, member_id: int, peer_urls: Sequence[str]) -> tuple[Member, ...]:
+        return self._run(self._aio.member_update(member_id, peer_urls))
+
     def member_promote(self, member_id: int) -> tuple[Member, ...]:
         return self._run(self._aio.member_promote(member_id))
 

@@ -17,6 +17,7 @@ from chainfire_core import (
 )
 from chainfire_core.errors import (
     Compacted,
+    InvalidRequest,
     LeaseNotFound,
     MemberExists,
     MemberNotFound,
@@ -29,7 +30,9 @@ from chainfire_core.node_messages import (
     MemberAddRequest,
     MemberListRequest,
     MemberPromoteRequest,
+    MemberPublishRequest,
     MemberRemoveRequest,
+    MemberUpdateRequest,
     ReadConsistency,
     StatusRequest,
 )
@@ -153,6 +156,86 @@ def test_membership_add_promote_remove_and_errors() -> None:
     assert [m.id for m in removed.members] == [1, 2, 3]
     listed = ok(cluster.request(N3, MemberListRequest()))
     assert [m.id for m in listed.members] == [1, 2, 3]
+
+
+def test_member_update_replaces_peer_urls_everywhere_and_keeps_the_rest() -> None:
+    cluster = Cluster(3)
+    cluster.elect(N1)
+    added = ok(cluster.request(N1, MemberAddRequest(peer_urls=("http://n4:2380",),
+                                                    is_learner=True, name="n4")))
+    n4 = added.member.id
+    # Asked of a follower: planned there, committed through the leader.
+    updated = ok(cluster.request(N2, MemberUpdateRequest(
+        id=n4, peer_urls=("http://n4-new:2380", "http://n4-alt:2380"))))
+    assert updated.member.id == n4 and updated.member.name == "n4"
+    assert updated.member.is_learner  # the role stays
+    for node in cluster.nodes.values():
+        member = node.members.get(n4)
+        assert member is not None
+        assert member.peer_urls == ("http://n4-new:2380", "http://n4-alt:2380")
+        assert member.is_learner and member.name == "n4"
+        assert node.raw.raft.tracker.conf_state().learners == (n4,)
+        node.check_invariants()
+    # Its own URLs again are fine; another member's are taken (etcd's check).
+    ok(cluster.request(N1, MemberUpdateRequest(id=n4, peer_urls=("http://n4-new:2380",))))
+    taken = cluster.request(N1, MemberUpdateRequest(id=N2, peer_urls=("http://n4-new:2380",)))
+    assert taken is not None and isinstance(taken.error, MemberExists)
+    assert str(taken.error) == "etcdserver: Peer URLs already exists"
+    missing = cluster.request(N1, MemberUpdateRequest(id=NodeId(9), peer_urls=("http://x:1",)))
+    assert missing is not None and isinstance(missing.error, MemberNotFound)
+    with pytest.raises(InvalidRequest):
+        MemberUpdateRequest(id=n4, peer_urls=())
+    voters = ok(cluster.request(N3, MemberListRequest())).members
+    assert [(m.id, m.is_learner) for m in voters] == [(1, False), (2, False), (3, False),
+                                                       (n4, True)]
+
+
+def test_record_changes_planned_on_a_stale_table_keep_each_others_fields() -> None:
+    # N2 lags: it plans an update of N3's peer URLs without having applied N3's
+    # publish of its client URLs; both must survive, whichever table planned.
+    cluster = Cluster(3)
+    cluster.elect(N1)
+    cluster.partition([N1, N3], [N2])
+    ok(cluster.request(N1, MemberPublishRequest(id=N3, client_urls=("http://n3:2379",))))
+    stale = cluster.nodes[N2].members.get(N3)
+    assert stale is not None and stale.client_urls == ()
+    request_id = 9_999
+    cluster.nodes[N2].submit(request_id, MemberUpdateRequest(id=N3,
+                                                             peer_urls=("http://n3:2380",)))
+    cluster.heal()
+    cluster.pump()
+    cluster.tick(3)
+    updated = ok(cluster.responses[request_id])
+    assert updated.member.client_urls == ("http://n3:2379",)  # the merged record
+    for node in cluster.nodes.values():
+        member = node.members.get(N3)
+        assert member is not None
+        assert (member.peer_urls, member.client_urls) == (("http://n3:2380",),
+                                                          ("http://n3:2379",))
+    # And the other way round: a publish planned before an update applied.
+    cluster.partition([N1, N3], [N2])
+    ok(cluster.request(N1, MemberUpdateRequest(id=N3, peer_urls=("http://n3-b:2380",))))
+    cluster.nodes[N2].submit(request_id + 1, MemberPublishRequest(
+        id=N3, client_urls=("http://n3-b:2379",)))
+    cluster.heal()
+    cluster.pump()
+    cluster.tick(3)
+    ok(cluster.responses[request_id + 1])
+    for node in cluster.nodes.values():
+        member = node.members.get(N3)
+        assert member is not None
+        assert (member.peer_urls, member.client_urls) == (("http://n3-b:2380",),
+                                                          ("http://n3-b:2379",))
+
+
+def test_member_update_survives_a_restart() -> None:
+    cluster = Cluster(3)
+    cluster.elect(N1)
+    ok(cluster.request(N1, MemberUpdateRequest(id=N3, peer_urls=("http://n3-moved:2380",))))
+    cluster.restart(N3)
+    cluster.tick(3)
+    member = cluster.nodes[N3].members.get(N3)
+    assert member is not None and member.peer_urls == ("http://n3-moved:2380",)
 
 
 def test_lagging_follower_catches_up_from_a_snapshot() -> None:

@@ -11,7 +11,6 @@ import grpc
 import pytest
 from real_api_double import CLUSTER_ID, SyncNodeHandle, serve
 
-from real.api.servicers.cluster import MEMBER_UPDATE_UNSUPPORTED
 from real.api.servicers.maintenance import ETCD_VERSION
 from real.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
 
@@ -224,16 +223,12 @@ def test_lease_grant_keepalive_ttl_leases_revoke() -> None:
 # -- cluster and maintenance ----------------------------------------------------------
 
 
-def test_member_list_and_update_and_status() -> None:
+def test_member_list_and_status() -> None:
     async def scenario(handle: SyncNodeHandle, channel: grpc.aio.Channel) -> None:
         cluster = rpc_pb2_grpc.ClusterStub(channel)
         members = await cluster.MemberList(rpc_pb2.MemberListRequest())
         assert [m.ID for m in members.members] == [1]
         assert members.header.cluster_id == CLUSTER_ID
-        with pytest.raises(grpc.aio.AioRpcError) as update:
-            await cluster.MemberUpdate(rpc_pb2.MemberUpdateRequest(ID=1, peerURLs=["http://x"]))
-        assert update.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert update.value.details() == MEMBER_UPDATE_UNSUPPORTED
         with pytest.raises(grpc.aio.AioRpcError) as nobody:
             await cluster.MemberRemove(rpc_pb2.MemberRemoveRequest(ID=42))
         assert nobody.value.code() == grpc.StatusCode.NOT_FOUND
@@ -251,6 +246,32 @@ def test_member_list_and_update_and_status() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as no_auth:
             await auth.AuthEnable(rpc_pb2.AuthEnableRequest())
         assert no_auth.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    run(scenario)
+
+
+def test_member_update_changes_peer_urls_and_checks_them() -> None:
+    async def scenario(handle: SyncNodeHandle, channel: grpc.aio.Channel) -> None:
+        cluster = rpc_pb2_grpc.ClusterStub(channel)
+        urls = ["http://127.0.0.1:7003", "http://127.0.0.1:7004"]
+        updated = await cluster.MemberUpdate(rpc_pb2.MemberUpdateRequest(ID=1, peerURLs=urls))
+        assert updated.header.member_id == 1 and updated.header.cluster_id == CLUSTER_ID
+        assert updated.header.revision == 0  # as etcd: membership is not in the store
+        assert [(m.ID, list(m.peerURLs), m.isLearner) for m in updated.members] == [
+            (1, urls, False)]
+        listed = await cluster.MemberList(rpc_pb2.MemberListRequest())
+        assert [list(m.peerURLs) for m in listed.members] == [urls]
+        for bad_urls in (["foo"], ["http://127.0.0.1"], ["http://h:1/path"], []):
+            with pytest.raises(grpc.aio.AioRpcError) as bad:
+                await cluster.MemberUpdate(rpc_pb2.MemberUpdateRequest(ID=1, peerURLs=bad_urls))
+            assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad_urls
+        with pytest.raises(grpc.aio.AioRpcError) as nobody:
+            await cluster.MemberUpdate(rpc_pb2.MemberUpdateRequest(
+                ID=42, peerURLs=["http://127.0.0.1:7005"]))
+        assert nobody.value.code() == grpc.StatusCode.NOT_FOUND
+        assert nobody.value.details() == "etcdserver: member not found"
+        listed = await cluster.MemberList(rpc_pb2.MemberListRequest())
+        assert [list(m.peerURLs) for m in listed.members] == [urls]  # refusals changed nothing
 
     run(scenario)
 

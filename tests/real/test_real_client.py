@@ -225,7 +225,15 @@ def test_real_client_sync(tmp_path: Path) -> None:
             client.put("s/l", "v", lease=lease.id)
             assert lease.time_to_live().ttl_s > 0
         assert client.get("s/l") is None and lease.expired
-        assert [m.name for m in client.member_list()] == ["solo"]
+        (me,) = client.member_list()
+        assert me.name == "solo"
+        moved = client.member_update(me.id, [*me.peer_urls, "http://127.0.0.1:9"])
+        assert [m.peer_urls for m in moved] == [(*me.peer_urls, "http://127.0.0.1:9")]
+        with pytest.raises(E.MemberNotFoundError):
+            client.member_update(me.id + 1, ["http://127.0.0.1:8"])
+        with pytest.raises(E.ClientError) as bad:
+            client.member_update(me.id, ["nope"])
+        assert bad.value.code == Code.INVALID_ARGUMENT
         assert client.status().leader == node.member_id
         assert [kv.key for kv in client.get_prefix("s/")] == [b"s/2", b"s/3"]
 

@@ -491,6 +491,43 @@ def test_etcdctl_member_list(chainfire: Target, etcd: Target | None) -> None:
         assert len(member_fields(etcdctl(etcd.all, "member", "list").stdout)[0]) == len(rows[0])
 
 
+def member_update_scenario(t: Transcript, p: str) -> None:
+    """Give a member a second peer URL (its first, which peers dial, stays),
+    refuse an unknown member, put the URLs back."""
+    listed = json.loads(etcdctl(t.endpoints, "member", "list", "-w", "json").stdout)
+    member = listed["members"][0]
+    member_hex, peer = f"{member['ID']:x}", member["peerURLs"][0]
+    cluster_hex = f"{listed['header']['cluster_id']:x}"
+    extra = f"http://127.0.0.1:{free_ports(1)[0]}"
+
+    def run(*args: str) -> None:
+        t.run(*args, label=" ".join(args).replace(member_hex, "ID").replace(peer, "PEER")
+              .replace(extra, "EXTRA"))
+        # etcdctl prints ids as %16x: a shorter one is padded with spaces.
+        t.lines[-1] = re.sub(rf" +(?:{member_hex}|{cluster_hex})\b", " ID", t.lines[-1])
+
+    def urls() -> None:
+        after = json.loads(etcdctl(t.endpoints, "member", "list", "-w", "json").stdout)
+        got = next(m["peerURLs"] for m in after["members"] if m["ID"] == member["ID"])
+        t.note(f"peer URLs: {[url.replace(peer, 'PEER').replace(extra, 'EXTRA') for url in got]}\n")
+
+    run("member", "update", member_hex, f"--peer-urls={peer},{extra}")
+    urls()
+    run("member", "update", "1234", f"--peer-urls={extra}")
+    run("member", "update", member_hex, "--peer-urls=not-a-url")
+    run("member", "update", member_hex, f"--peer-urls={peer}")
+    urls()
+
+
+def test_etcdctl_member_update(chainfire: Target, etcd: Target | None) -> None:
+    text = "".join(run_both(chainfire, etcd, member_update_scenario, "/member-update/"))
+    assert "Member ID updated in cluster ID" in text
+    assert "peer URLs: ['PEER', 'EXTRA']" in text and "peer URLs: ['PEER']" in text
+    assert "Error: etcdserver: member not found" in text
+    done = etcdctl(chainfire.all, "put", "/member-update/after", "v")  # still serving
+    assert done.returncode == 0, done.stderr
+
+
 def test_etcdctl_member_list_client_urls(chainfire: Target) -> None:
     done = etcdctl(chainfire.all, "member", "list")
     assert done.returncode == 0, done.stderr

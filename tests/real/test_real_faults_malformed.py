@@ -228,7 +228,7 @@ def test_real_faults_malformed_grpc_requests(cluster: Procs) -> None:
     still_serving(cluster, b"after")
 
 
-def test_real_faults_member_add_with_a_bad_url_is_refused(tmp_path: Path) -> None:
+def test_real_faults_member_add_or_update_with_a_bad_url_is_refused(tmp_path: Path) -> None:
     config = single_config(tmp_path)
     address = f"127.0.0.1:{config.listen_client_urls[0].port}"
 
@@ -245,6 +245,14 @@ def test_real_faults_member_add_with_a_bad_url_is_refused(tmp_path: Path) -> Non
                     await rpc_pb2_grpc.ClusterStub(channel).MemberAdd(
                         rpc_pb2.MemberAddRequest(peerURLs=["not a url"]), timeout=5)
                 assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                cluster = rpc_pb2_grpc.ClusterStub(channel)
+                (me,) = (await cluster.MemberList(rpc_pb2.MemberListRequest())).members
+                with pytest.raises(grpc.aio.AioRpcError) as moved:
+                    await cluster.MemberUpdate(rpc_pb2.MemberUpdateRequest(
+                        ID=me.ID, peerURLs=["not a url"]), timeout=5)
+                assert moved.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                (still,) = (await cluster.MemberList(rpc_pb2.MemberListRequest())).members
+                assert list(still.peerURLs) == list(me.peerURLs)
                 await kv.Put(rpc_pb2.PutRequest(key=b"k", value=b"w"), timeout=5)
         finally:
             stop.set()

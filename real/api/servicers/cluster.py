@@ -1,21 +1,19 @@
-"""etcd's Cluster service: MemberAdd, MemberRemove, MemberList, MemberPromote.
+"""etcd's Cluster service: MemberAdd, MemberRemove, MemberUpdate, MemberList,
+MemberPromote.
 
 Membership changes go through Raft as configuration changes (the core plans
 and applies them); MemberList answers from this member's table. MemberUpdate
-(changing a member's peer URLs) has no core request yet and answers
-UNIMPLEMENTED.
+replaces a member's peer URLs (checked as MemberAdd's) through the same
+path: a conf change that keeps the member's role, after which every member's
+transport dials it at the new address.
 """
 
 from __future__ import annotations
-
-import grpc
 
 from chainfire_core.node_messages import MemberListRequest, MemberResponse, ReadConsistency
 from real.api import convert_admin as convert
 from real.api.servicers.common import Context, HandleServicer, decode
 from real.etcdpb import rpc_pb2, rpc_pb2_grpc
-
-MEMBER_UPDATE_UNSUPPORTED = "chainfire: MemberUpdate is not supported yet"
 
 
 class ClusterServicer(HandleServicer, rpc_pb2_grpc.ClusterServicer):
@@ -33,8 +31,9 @@ class ClusterServicer(HandleServicer, rpc_pb2_grpc.ClusterServicer):
 
     async def MemberUpdate(self, request: rpc_pb2.MemberUpdateRequest,
                            context: Context) -> rpc_pb2.MemberUpdateResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, MEMBER_UPDATE_UNSUPPORTED)
-        raise AssertionError("context.abort returned")  # pragma: no cover
+        core = await decode(context, convert.member_update_from_pb, request)
+        response = await self.ask(context, core, MemberResponse)
+        return convert.member_update_response_to_pb(response, self.fields())
 
     async def MemberList(self, request: rpc_pb2.MemberListRequest,
                          context: Context) -> rpc_pb2.MemberListResponse:
@@ -49,4 +48,4 @@ class ClusterServicer(HandleServicer, rpc_pb2_grpc.ClusterServicer):
         return convert.member_promote_response_to_pb(response, self.fields())
 
 
-__all__ = ["MEMBER_UPDATE_UNSUPPORTED", "ClusterServicer"]
+__all__ = ["ClusterServicer"]
