@@ -11,7 +11,8 @@ sets a wake-up flag for the one driver task, which carries out Readies one
 at a time, in the order of the Ready contract (as sim/host.py does):
 
 1. persist: `storage.save(hard state, entries, snapshot)`, then, when the
-   Ready must be synced, `storage.sync()` (fsync) in a worker thread;
+   Ready must be synced, `storage.sync()` (fsync) on the runtime's one
+   sync thread (real/storage/sync_thread.py, cheaper than `to_thread`);
 2. check: every outgoing message depends only on durable state
    (`DurabilityCheck`, the simulator's `_assert_durable`);
 3. send the messages (`transport.send`, non-blocking);
@@ -79,6 +80,7 @@ from real.api.handle import WatchSession
 from real.api.watch_hub import WatchHub
 from real.config import member_id
 from real.durability import DurabilityCheck, DurableStorage
+from real.storage.sync_thread import SyncThread
 
 
 class NodeStopped(RequestError):
@@ -116,7 +118,7 @@ class RuntimeConfig:
     tick_ms: int = 100
     # Missed ticks replayed at once after the loop fell behind (the rest are dropped).
     max_catchup_ticks: int = 2
-    # Run fsync in a worker thread so requests keep arriving (group commit).
+    # Run fsync on a worker thread so requests keep arriving (group commit).
     sync_in_thread: bool = True
     # Check the node's invariants every this many ticks (0: never; tests turn it on).
     check_invariants_every_ticks: int = 0
@@ -180,6 +182,8 @@ class NodeRuntime:
         self._stopped = asyncio.Event()
         self.failed: BaseException | None = None
         self._halt_task: asyncio.Task[None] | None = None
+        # Runs the fsyncs when sync_in_thread (started with the runtime).
+        self._sync_thread: SyncThread | None = None
         self._campaign_alone = False
         # wait_until's predicates, checked after every Ready carried out.
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
@@ -225,6 +229,8 @@ class NodeRuntime:
                                 and tuple(voters) == (self.node.id,))
         if self._campaign_alone:
             self.node.campaign()
+        if self.config.sync_in_thread:
+            self._sync_thread = SyncThread(f"chainfire-sync-{self.node.id}")
         self._tasks = [
             asyncio.create_task(self._guard(self._drive()), name=f"chainfire-drive-{self.node.id}"),
             asyncio.create_task(self._guard(self._tick()), name=f"chainfire-tick-{self.node.id}"),
@@ -251,6 +257,8 @@ class NodeRuntime:
             if task is not current:
                 with suppress(asyncio.CancelledError):
                     await task
+        if self._sync_thread is not None:
+            self._sync_thread.close()
         self._fail_waiters(NodeStopped(reason))
         self.watches.close()
         self._stopped.set()
@@ -413,8 +421,8 @@ class NodeRuntime:
                 self.durability.saved(raft.hard_state, raft.entries, raft.snapshot)
             if raft.must_sync:
                 started = time.perf_counter()
-                if self.config.sync_in_thread:
-                    await asyncio.to_thread(self.storage.sync)
+                if self._sync_thread is not None:
+                    await self._sync_thread.run(self.storage.sync)
                 else:
                     self.storage.sync()
                 sync_s = time.perf_counter() - started

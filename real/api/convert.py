@@ -75,11 +75,18 @@ class HeaderFields:
     raft_term: int = 0
 
 
+# Members by number, per enum class (a dict lookup is cheaper than `kind(value)`).
+_ENUM_MEMBERS: dict[type[IntEnum], dict[int, IntEnum]] = {}
+
+
 def parse_enum(kind: type[_E], value: int, what: str) -> _E:
-    try:
-        return kind(value)
-    except ValueError:
-        raise InvalidRequest(f"unknown {what} {value}") from None
+    members = _ENUM_MEMBERS.get(kind)
+    if members is None:
+        members = _ENUM_MEMBERS[kind] = {int(member): member for member in kind}
+    member = members.get(value)
+    if member is None:
+        raise InvalidRequest(f"unknown {what} {value}")
+    return cast(_E, member)
 
 
 # -- headers, key-values, events ------------------------------------------------
@@ -152,10 +159,20 @@ def range_to_pb(request: RangeRequest,
     )
 
 
+def _header_fields(header: ResponseHeader, fields: HeaderFields) -> dict[str, int]:
+    """A ResponseHeader as constructor keywords (cheaper than a message to copy)."""
+    return {"cluster_id": fields.cluster_id, "member_id": fields.member_id,
+            "revision": header.revision, "raft_term": fields.raft_term}
+
+
 def range_response_to_pb(response: RangeResponse, fields: HeaderFields) -> rpc_pb2.RangeResponse:
-    return rpc_pb2.RangeResponse(header=header_to_pb(response.header, fields),
-                                 kvs=[kv_to_pb(kv) for kv in response.kvs],
-                                 more=response.more, count=response.count)
+    pb = rpc_pb2.RangeResponse(header=_header_fields(response.header, fields),
+                               more=response.more, count=response.count)
+    add = pb.kvs.add
+    for kv in response.kvs:
+        add(key=kv.key, create_revision=kv.create_revision, mod_revision=kv.mod_revision,
+            version=kv.version, value=kv.value, lease=kv.lease)
+    return pb
 
 
 def range_response_from_pb(pb: rpc_pb2.RangeResponse) -> RangeResponse:
@@ -179,7 +196,7 @@ def put_to_pb(request: PutRequest) -> rpc_pb2.PutRequest:
 
 
 def put_response_to_pb(response: PutResponse, fields: HeaderFields) -> rpc_pb2.PutResponse:
-    pb = rpc_pb2.PutResponse(header=header_to_pb(response.header, fields))
+    pb = rpc_pb2.PutResponse(header=_header_fields(response.header, fields))
     if response.prev_kv is not None:
         pb.prev_kv.CopyFrom(kv_to_pb(response.prev_kv))
     return pb

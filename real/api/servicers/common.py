@@ -35,11 +35,17 @@ class HandleServicer:
 
     def __init__(self, handle: NodeHandle) -> None:
         self.handle = handle
+        # The last header fields made: one object per term, not per response.
+        self._fields = HeaderFields(cluster_id=-1)
 
     def fields(self) -> HeaderFields:
         handle = self.handle
-        return HeaderFields(cluster_id=handle.cluster_id, member_id=handle.member_id,
-                            raft_term=handle.raft_term())
+        fields, term = self._fields, handle.raft_term()
+        if (fields.raft_term != term or fields.member_id != handle.member_id
+                or fields.cluster_id != handle.cluster_id):
+            fields = self._fields = HeaderFields(cluster_id=handle.cluster_id,
+                                                 member_id=handle.member_id, raft_term=term)
+        return fields
 
     async def ask(self, context: Context, request: ClientRequest, kind: type[_T],
                   consistency: ReadConsistency = ReadConsistency.LINEARIZABLE) -> _T:

@@ -8,6 +8,7 @@ linearizable through Raft.
 
 from __future__ import annotations
 
+from chainfire_core.errors import ChainfireError
 from chainfire_core.mvcc.messages import (
     CompactionResponse,
     DeleteRangeResponse,
@@ -16,19 +17,28 @@ from chainfire_core.mvcc.messages import (
     TxnResponse,
 )
 from real.api import convert
+from real.api.errors import abort
 from real.api.servicers.common import Context, HandleServicer, decode
 from real.etcdpb import rpc_pb2, rpc_pb2_grpc
 
 
 class KVServicer(HandleServicer, rpc_pb2_grpc.KVServicer):
+    # Range and Put, the hot paths, decode in line (`decode` costs a coroutine).
+
     async def Range(self, request: rpc_pb2.RangeRequest,
                     context: Context) -> rpc_pb2.RangeResponse:
-        core, consistency = await decode(context, convert.range_from_pb, request)
+        try:
+            core, consistency = convert.range_from_pb(request)
+        except ChainfireError as error:
+            await abort(context, error)
         response = await self.ask(context, core, RangeResponse, consistency)
         return convert.range_response_to_pb(response, self.fields())
 
     async def Put(self, request: rpc_pb2.PutRequest, context: Context) -> rpc_pb2.PutResponse:
-        core = await decode(context, convert.put_from_pb, request)
+        try:
+            core = convert.put_from_pb(request)
+        except ChainfireError as error:
+            await abort(context, error)
         response = await self.ask(context, core, PutResponse)
         return convert.put_response_to_pb(response, self.fields())
 
