@@ -35,11 +35,19 @@ class StateMachineConfig:
     max_sub_revisions: int = 1 << 20
     # Leases revoked per expiry pass (etcd's leaseRevokeRate idea).
     max_expired_leases_per_pass: int = 1_000
+    # Simple auth tokens (auth/tokens.py): lifetime since last use on this
+    # member (etcd's default 5 minutes), how many one member holds, and
+    # whether a token carries the auth revision it was issued at (refused
+    # after any auth change) or is checked at the current one.
+    auth_token_ttl_ms: int = 300_000
+    max_auth_tokens: int = 100_000
+    auth_token_binds_revision: bool = True
 
     def __post_init__(self) -> None:
         positive = ("max_txn_ops", "max_request_bytes", "min_lease_ttl_s", "max_lease_ttl_s",
                     "max_watchers", "watcher_buffer_events", "watcher_catchup_batch_events",
-                    "max_sub_revisions", "max_expired_leases_per_pass")
+                    "max_sub_revisions", "max_expired_leases_per_pass", "auth_token_ttl_ms",
+                    "max_auth_tokens")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise InvalidRequest(f"config: {name} must be > 0")

@@ -196,14 +196,157 @@ class CorruptSnapshot(DataError):
     """A snapshot's framing, version or checksum is wrong; nothing was restored."""
 
 
+
+# -- auth (etcd's auth store errors, with the gRPC codes and messages of etcd's
+# rpctypes: the real runtime answers clients with these verbatim) -------------
+
+
+class AuthError(RequestError):
+    """A refusal by the auth store (chainfire_core/auth/)."""
+
+    message: str = ""
+
+    def __init__(self) -> None:
+        super().__init__(self.message)
+
+
+class RootUserNotExist(AuthError):
+    grpc_code = "FAILED_PRECONDITION"
+    message = "etcdserver: root user does not exist"
+
+
+class RootRoleNotExist(AuthError):
+    grpc_code = "FAILED_PRECONDITION"
+    message = "etcdserver: root user does not have root role"
+
+
+class UserAlreadyExist(AuthError):
+    grpc_code = "FAILED_PRECONDITION"
+    message = "etcdserver: user name already exists"
+
+
+class UserEmpty(AuthError):
+    """No user name: a request without credentials while auth is enabled."""
+
+    message = "etcdserver: user name is empty"
+
+
+class UserNotFound(AuthError):
+    grpc_code = "FAILED_PRECONDITION"
+    message = "etcdserver: user name not found"
+
+
+class RoleAlreadyExist(AuthError):
+    grpc_code = "FAILED_PRECONDITION"
+    message = "etcdserver: role name already exists"
+
+
+class RoleNotFound(AuthError):
+    grpc_code = "FAILED_PRECONDITION"
+    message = "etcdserver: role name not found"
+
+
+class RoleEmpty(AuthError):
+    message = "etcdserver: role name is empty"
+
+
+class AuthFailed(AuthError):
+    """Unknown user, wrong password, or a user without a password."""
+
+    message = "etcdserver: authentication failed, invalid user ID or password"
+
+
+class PermissionDenied(AuthError):
+    grpc_code = "PERMISSION_DENIED"
+    message = "etcdserver: permission denied"
+
+
+class RoleNotGranted(AuthError):
+    grpc_code = "FAILED_PRECONDITION"
+    message = "etcdserver: role is not granted to the user"
+
+
+class PermissionNotGranted(AuthError):
+    grpc_code = "FAILED_PRECONDITION"
+    message = "etcdserver: permission is not granted to the role"
+
+
+class AuthNotEnabled(AuthError):
+    grpc_code = "FAILED_PRECONDITION"
+    message = "etcdserver: authentication is not enabled"
+
+
+class InvalidAuthToken(AuthError):
+    """The token is unknown on this member, expired, or was invalidated."""
+
+    grpc_code = "UNAUTHENTICATED"
+    message = "etcdserver: invalid auth token"
+
+
+class InvalidAuthMgmt(AuthError):
+    """Deleting the root user or role, or taking the root role from root,
+    while auth is enabled."""
+
+    message = "etcdserver: invalid auth management"
+
+
+class AuthOldRevision(AuthError):
+    """The request's credentials were issued before the last auth change."""
+
+    message = "etcdserver: revision of auth store is old"
+
+
+# -- alarms and quotas --------------------------------------------------------------
+
+
+class NoSpace(RequestError):
+    """The backend quota is exhausted (a NOSPACE alarm is, or is now, active)."""
+
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: mvcc: database space exceeded")
+
+
+class ClusterCorrupt(RequestError):
+    """A CORRUPT alarm is active: every key-value and lease request is refused."""
+
+    grpc_code = "DATA_LOSS"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: corrupt cluster")
+
+
+class NamespaceQuotaExceeded(RequestError):
+    """A write would take a namespace (a key prefix) past its configured
+    number of keys or bytes; nothing of it was written."""
+
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, prefix: bytes, what: str, used: int, limit: int) -> None:
+        super().__init__(f"etcdserver: namespace quota exceeded: {what} under prefix "
+                         f"{prefix!r} would be {used} (limit {limit})")
+        self.prefix = prefix
+        self.what = what
+        self.used = used
+        self.limit = limit
+
+
 __all__ = [
+    "AuthError",
+    "AuthFailed",
+    "AuthNotEnabled",
+    "AuthOldRevision",
     "ChainfireError",
+    "ClusterCorrupt",
     "Compacted",
     "CorruptSnapshot",
     "DataError",
     "DuplicateKey",
     "EmptyKey",
     "FutureRevision",
+    "InvalidAuthMgmt",
+    "InvalidAuthToken",
     "InvalidRequest",
     "KeyNotFound",
     "LearnerNotReady",
@@ -213,12 +356,25 @@ __all__ = [
     "LeaseExists",
     "LeaseNotFound",
     "LeaseTTLTooLarge",
+    "NamespaceQuotaExceeded",
+    "NoSpace",
     "NotLeader",
+    "PermissionDenied",
+    "PermissionNotGranted",
     "ProposalDropped",
     "RequestError",
     "RequestTimeout",
     "RequestTooLarge",
+    "RoleAlreadyExist",
+    "RoleEmpty",
+    "RoleNotFound",
+    "RoleNotGranted",
+    "RootRoleNotExist",
+    "RootUserNotExist",
     "TooManyOps",
     "TooManyWatchers",
+    "UserAlreadyExist",
+    "UserEmpty",
+    "UserNotFound",
     "WatchNotFound",
 ]

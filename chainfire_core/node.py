@@ -27,6 +27,25 @@ heartbeat round, or the leader's lease when Raft is configured for
 lease-based reads) and are answered once this node has applied up to it.
 Read-only transactions are reads.
 
+Auth: a request may come with credentials (`submit(..., auth=AuthInfo)`,
+from `auth_info(token)`). A write with credentials, or any write while
+auth is enabled here (then without credentials it runs as ANONYMOUS), is
+proposed as an `AuthorizedCommand`, checked at apply time on every replica;
+a read is checked when it is served. Passwords never enter the log: this
+node hashes a new password (with a salt from its `entropy`) and checks an
+Authenticate request's password itself, then proposes an
+`AuthenticateCommand` carrying the auth revision it checked at and a random
+token prefix; if an auth change applies in between, the command is refused
+and this node checks again (etcd's retry loop). Every replica then assigns
+the token locally (auth/tokens.py).
+
+Quotas: before proposing a write that costs backend space, the node checks
+its state machine's backend size against `quota_backend_bytes` (etcd checks
+where the request comes in); a write that does not fit is answered NoSpace
+and a NOSPACE alarm is proposed, after which every replica refuses writes
+until the alarm is deactivated (alarms.py). Namespace quotas are enforced
+at apply time (quota.py).
+
 Leases: only the leader's lessor keeps time (`promote` when this node
 becomes leader, `demote` when it stops). Each tick the leader proposes
 revokes for expired leases and, every `lease_checkpoint_interval_ticks`,
@@ -49,15 +68,37 @@ never touches the state machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from chainfire_core.alarms import AlarmAction, AlarmRequest, AlarmType
+from chainfire_core.auth.messages import (
+    ANONYMOUS,
+    AuthenticateCommand,
+    AuthenticateRequest,
+    AuthInfo,
+    AuthorizedCommand,
+    AuthStatusRequest,
+    CheckedCommand,
+    PasswordHash,
+    RoleGetRequest,
+    RoleListRequest,
+    UserAddCommand,
+    UserAddRequest,
+    UserChangePasswordCommand,
+    UserChangePasswordRequest,
+    UserGetRequest,
+    UserListRequest,
+)
+from chainfire_core.auth.password import DEFAULT_HASH_ITERATIONS, SALT_BYTES, hash_password
 from chainfire_core.bugs import check_bugs
 from chainfire_core.codec import Codec
 from chainfire_core.errors import (
+    AuthOldRevision,
     ChainfireError,
     InvalidRequest,
+    NoSpace,
     NotLeader,
     ProposalDropped,
     RequestTimeout,
@@ -93,6 +134,12 @@ from chainfire_core.node_messages import (
     StatusRequest,
     StatusResponse,
 )
+from chainfire_core.quota import (
+    DEFAULT_QUOTA_BACKEND_BYTES,
+    QuotaListRequest,
+    backend_has_room,
+    request_cost,
+)
 from chainfire_core.raft.config import RaftConfig
 from chainfire_core.raft.messages import (
     ConfChange,
@@ -105,7 +152,7 @@ from chainfire_core.raft.messages import (
 from chainfire_core.raft.raft import RandomSource, Role
 from chainfire_core.raft.rawnode import RawNode, Ready
 from chainfire_core.raft.storage import Storage
-from chainfire_core.state_machine import StateMachine
+from chainfire_core.state_machine import Read, StateMachine
 from chainfire_core.types import Index, NodeId
 
 
@@ -129,12 +176,17 @@ class NodeConfig:
     snapshot_every_entries: int = 10_000
     snapshot_catchup_entries: int = 5_000
     max_pending_requests: int = 10_000
+    # etcd's --quota-backend-bytes (checked before a write is proposed), and
+    # the PBKDF2 iterations for passwords this node hashes.
+    quota_backend_bytes: int = DEFAULT_QUOTA_BACKEND_BYTES
+    password_hash_iterations: int = DEFAULT_HASH_ITERATIONS
     # Planted bugs (chainfire_core/bugs.py): simulation only, empty by default.
     bugs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("tick_ms", "request_timeout_ticks", "lease_checkpoint_interval_ticks",
-                     "snapshot_every_entries", "max_pending_requests"):
+                     "snapshot_every_entries", "max_pending_requests", "quota_backend_bytes",
+                     "password_hash_iterations"):
             if getattr(self, name) <= 0:
                 raise InvalidRequest(f"node config: {name} must be > 0")
         check_bugs(self.bugs)
@@ -164,14 +216,21 @@ class _Pending:
     read_index: Index | None = None
     # What to answer once the proposal applies, instead of its own result.
     answer: object | None = None
+    # The credentials a read is served with (None: a trusted caller).
+    auth: AuthInfo | None = None
 
 
 class ChainfireNode:
     """See the module docstring."""
 
     def __init__(self, config: NodeConfig, storage: SnapshotStorage, rng: RandomSource,
-                 state_machine: StateMachine | None = None, codec: Codec = NODE_CODEC) -> None:
+                 state_machine: StateMachine | None = None, codec: Codec = NODE_CODEC, *,
+                 entropy: Callable[[int], bytes] | None = None) -> None:
+        """`entropy(n)`: n unpredictable bytes for password salts and token
+        prefixes (a real driver passes `secrets.token_bytes`); by default
+        they are drawn from `rng`, which is deterministic (the simulator)."""
         self.config = config
+        self._entropy = entropy or (lambda n: rng.randrange(0, 1 << (8 * n)).to_bytes(n, "big"))
         self.id = config.raft.id
         self.storage = storage
         self.codec = codec
@@ -255,8 +314,12 @@ class ChainfireNode:
     # -- requests ----------------------------------------------------------------
 
     def submit(self, request_id: int, request: ClientRequest,
-               consistency: ReadConsistency = ReadConsistency.LINEARIZABLE) -> None:
-        """Take one client request; its answer comes out of a later `ready()`."""
+               consistency: ReadConsistency = ReadConsistency.LINEARIZABLE, *,
+               auth: AuthInfo | None = None) -> None:
+        """Take one client request; its answer comes out of a later `ready()`.
+        `auth`: the caller's credentials (`auth_info(token)`, or ANONYMOUS
+        for a call without a token); None is a trusted caller, which is
+        checked only while auth is enabled, as ANONYMOUS."""
         if request_id <= 0 or request_id in self._pending:
             error = InvalidRequest(f"bad or duplicate request id {request_id}")
             self._answer(request_id, error=error)
@@ -265,18 +328,18 @@ class ChainfireNode:
             self._answer(request_id, error=ProposalDropped("too many pending requests"))
             return
         try:
-            self._dispatch(request_id, request, consistency)
+            self._dispatch(request_id, request, consistency, auth)
         except ChainfireError as error:
             self._pending.pop(request_id, None)
             self._answer(request_id, error=error)
 
     def _dispatch(self, request_id: int, request: ClientRequest,
-                  consistency: ReadConsistency) -> None:
+                  consistency: ReadConsistency, auth: AuthInfo | None = None) -> None:
         match request:
             case RangeRequest() | TxnRequest() if _is_read(request):
-                self._read(request_id, request, consistency)
+                self._read(request_id, request, consistency, auth)
             case PutRequest() | DeleteRangeRequest() | TxnRequest():
-                self._propose(request_id, request)
+                self._propose(request_id, request, auth)
             case StatusRequest():
                 self._answer(request_id, response=self.status())
             case MemberListRequest():
@@ -294,7 +357,49 @@ class ChainfireNode:
             case LeaseLeasesRequest():
                 self._answer(request_id, response=self.sm.leases())
             case _:
-                self._propose(request_id, request)
+                self._dispatch_admin(request_id, request, consistency, auth)
+
+    def _dispatch_admin(self, request_id: int, request: ClientRequest,
+                        consistency: ReadConsistency, auth: AuthInfo | None) -> None:
+        """Auth, alarm and quota requests, and the remaining writes."""
+        match request:
+            case (AuthStatusRequest() | UserGetRequest() | UserListRequest() | RoleGetRequest()
+                  | RoleListRequest() | QuotaListRequest()):
+                self._read(request_id, request, consistency, auth)
+            case AlarmRequest() if request.action == AlarmAction.GET:
+                self._read(request_id, request, consistency, auth)
+            case AuthenticateRequest():
+                self._authenticate(request_id, request)
+            case UserAddRequest():
+                password_hash = None if request.no_password else self._hash(request.password)
+                self._propose(request_id, request, auth, UserAddCommand(
+                    name=request.name, password_hash=password_hash,
+                    no_password=request.no_password))
+            case UserChangePasswordRequest():
+                self._propose(request_id, request, auth, UserChangePasswordCommand(
+                    name=request.name, password_hash=self._hash(request.password)))
+            case _:
+                self._propose(request_id, request, auth)
+
+    def _hash(self, password: str) -> PasswordHash:
+        return hash_password(password, salt=self._entropy(SALT_BYTES),
+                             iterations=self.config.password_hash_iterations)
+
+    def _authenticate(self, request_id: int, request: AuthenticateRequest,
+                      deadline_tick: int | None = None) -> None:
+        """Check the password here, then have every replica assign a token."""
+        revision = self.sm.auth.check_password(request.name, request.password)
+        prefix = "".join(_LETTERS[byte % len(_LETTERS)] for byte in self._entropy(16))
+        command = AuthenticateCommand(name=request.name, token_prefix=prefix,
+                                      checked_revision=revision)
+        self._queue(request_id, request, command, deadline_tick)
+
+    def auth_info(self, token: str) -> AuthInfo:
+        """The credentials a simple token stands for on this node, now
+        (InvalidAuthToken if unknown or expired here; a driver that wants
+        etcd's behaviour waits first until `sm.applied_index` reaches
+        `simple_token_index(token)`)."""
+        return self.sm.auth_info(token, now_ms=self.now_ms)
 
     def _keepalive(self, request_id: int, request: LeaseKeepAliveRequest) -> None:
         response, clear = self.sm.keepalive(request, now_ms=self.now_ms)
@@ -310,20 +415,48 @@ class ChainfireNode:
         if not self.is_leader:
             raise NotLeader(self.raw.leader)
 
-    def _track(self, request_id: int, request: ClientRequest) -> _Pending:
-        pending = _Pending(request=request,
-                           deadline_tick=self.ticks + self.config.request_timeout_ticks)
+    def _track(self, request_id: int, request: ClientRequest,
+               deadline_tick: int | None = None) -> _Pending:
+        if deadline_tick is None:
+            deadline_tick = self.ticks + self.config.request_timeout_ticks
+        pending = _Pending(request=request, deadline_tick=deadline_tick)
         self._pending[request_id] = pending
         return pending
 
-    def _propose(self, request_id: int, request: ClientRequest) -> None:
+    def _propose(self, request_id: int, request: ClientRequest, auth: AuthInfo | None = None,
+                 command: object | None = None) -> None:
+        """Propose `command` (default: the request itself), with the
+        caller's credentials when it has some or auth is enabled here."""
+        command = request if command is None else command
+        assert isinstance(command, Command), command
+        self._check_backend_quota(command)
+        if auth is not None or self.sm.auth.enabled:
+            info = ANONYMOUS if auth is None else auth
+            assert isinstance(command, CheckedCommand), command
+            command = AuthorizedCommand.of(info, command)
+        self._queue(request_id, request, command)
+
+    def _queue(self, request_id: int, request: ClientRequest, command: Command,
+               deadline_tick: int | None = None) -> None:
         if not self.is_leader and not self.config.forward_requests:
             raise NotLeader(self.raw.leader)
-        assert isinstance(request, Command), request
-        proposal = Proposal(origin=self.id, request_id=request_id, command=request)
+        proposal = Proposal(origin=self.id, request_id=request_id, command=command)
         data = self.codec.encode(proposal)
-        self._track(request_id, request)
+        self._track(request_id, request, deadline_tick)
         self._queued.append((request_id, data))
+
+    def _check_backend_quota(self, command: Command) -> None:
+        """etcd's quota check where the request comes in: a write that would
+        not fit is refused and a NOSPACE alarm raised (once: while it is
+        active here, writes are refused at apply time anyway)."""
+        cost = request_cost(command)
+        if not cost or backend_has_room(self.sm.backend_size_bytes, cost,
+                                        self.config.quota_backend_bytes):
+            return
+        if not self.sm.alarms.is_active(AlarmType.NOSPACE):
+            self._propose_commands([AlarmRequest(action=AlarmAction.ACTIVATE, member_id=self.id,
+                                                 alarm=AlarmType.NOSPACE)])
+        raise NoSpace()
 
     def _flush_proposals(self) -> None:
         """Propose every queued write as one batch (all or none)."""
@@ -353,19 +486,19 @@ class ChainfireNode:
         if self.is_leader:
             pending.index = self.raw.raft.log.last_index()
 
-    def _read(self, request_id: int, request: RangeRequest | TxnRequest,
-              consistency: ReadConsistency) -> None:
+    def _read(self, request_id: int, request: Read, consistency: ReadConsistency,
+              auth: AuthInfo | None = None) -> None:
         if consistency == ReadConsistency.SERIALIZABLE or (
                 self._stale_reads):  # planted bug: stale_local_reads (no ReadIndex)
-            self._answer(request_id, response=self._execute_read(request))
+            self._answer(request_id, response=self._execute_read(request, auth))
             return
-        self._track(request_id, request)
+        self._track(request_id, request).auth = auth
         self.raw.read_index(request_id.to_bytes(8, "big"))
 
-    def _execute_read(self, request: RangeRequest | TxnRequest) -> object:
-        if isinstance(request, RangeRequest):
-            return self.sm.range(request)
-        return self.sm.store.txn(request)  # read-only: no revision, no log entry
+    def _execute_read(self, request: Read, auth: AuthInfo | None) -> object:
+        if auth is None and self.sm.auth.enabled:
+            auth = ANONYMOUS
+        return self.sm.serve_read(request, auth)
 
     # -- answers -----------------------------------------------------------------
 
@@ -522,9 +655,22 @@ class ChainfireNode:
         if origin != self.id or request_id not in self._pending:
             return
         pending = self._pending.pop(request_id)
+        if isinstance(error, AuthOldRevision) and isinstance(pending.request,
+                                                              AuthenticateRequest):
+            self._retry_authenticate(request_id, pending)
+            return
         if pending.answer is not None and error is None:
             result = pending.answer
         self._answer(request_id, response=result, error=error)
+
+    def _retry_authenticate(self, request_id: int, pending: _Pending) -> None:
+        """An auth change applied between the password check and the token:
+        check again (the password may have changed), by the same deadline."""
+        assert isinstance(pending.request, AuthenticateRequest)
+        try:
+            self._authenticate(request_id, pending.request, pending.deadline_tick)
+        except ChainfireError as error:
+            self._answer(request_id, error=error)
 
     def _serve_reads(self) -> None:
         applied = self.sm.applied_index
@@ -533,9 +679,10 @@ class ChainfireNode:
             if pending.read_index is None or pending.read_index > applied:
                 continue
             del self._pending[request_id]
-            assert isinstance(pending.request, RangeRequest | TxnRequest)
+            assert isinstance(pending.request, Read)
             try:
-                self._answer(request_id, response=self._execute_read(pending.request))
+                self._answer(request_id,
+                             response=self._execute_read(pending.request, pending.auth))
             except ChainfireError as error:
                 self._answer(request_id, error=error)
 
@@ -572,6 +719,9 @@ class ChainfireNode:
         self.members.check_invariants()
         assert self.sm.applied_index <= self.raw.raft.log.committed or (
             self.sm.applied_index == self.raw.raft.log.applied)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _is_read(request: RangeRequest | TxnRequest) -> bool:

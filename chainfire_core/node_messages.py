@@ -10,6 +10,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from chainfire_core.alarms import AlarmRequest
+from chainfire_core.auth.messages import (
+    AuthCommand,
+    AuthDisableRequest,
+    AuthEnableRequest,
+    AuthenticateRequest,
+    AuthorizedCommand,
+    AuthStatusRequest,
+    RoleAddRequest,
+    RoleDeleteRequest,
+    RoleGetRequest,
+    RoleGrantPermissionRequest,
+    RoleListRequest,
+    RoleRevokePermissionRequest,
+    UserAddRequest,
+    UserChangePasswordRequest,
+    UserDeleteRequest,
+    UserGetRequest,
+    UserGrantRoleRequest,
+    UserListRequest,
+    UserRevokeRoleRequest,
+)
 from chainfire_core.errors import ChainfireError, InvalidRequest
 from chainfire_core.lease.messages import (
     LeaseCheckpointRequest,
@@ -27,7 +49,21 @@ from chainfire_core.mvcc.messages import (
     ResponseHeader,
     TxnRequest,
 )
+from chainfire_core.quota import (
+    QuotaDeleteRequest,
+    QuotaListRequest,
+    QuotaSetRequest,
+)
 from chainfire_core.types import Index, NodeId, Term
+
+# The Auth service's requests (chainfire_core/auth/messages.py).
+AuthRequest = (
+    AuthEnableRequest | AuthDisableRequest | AuthStatusRequest | AuthenticateRequest
+    | UserAddRequest | UserDeleteRequest | UserChangePasswordRequest | UserGrantRoleRequest
+    | UserRevokeRoleRequest | UserGetRequest | UserListRequest | RoleAddRequest
+    | RoleDeleteRequest | RoleGrantPermissionRequest | RoleRevokePermissionRequest
+    | RoleGetRequest | RoleListRequest
+)
 
 
 class ReadConsistency(IntEnum):
@@ -147,6 +183,11 @@ ClientRequest = (
     | MemberPublishRequest
     | MemberListRequest
     | StatusRequest
+    | AlarmRequest
+    | QuotaSetRequest
+    | QuotaDeleteRequest
+    | QuotaListRequest
+    | AuthRequest
 )
 
 
@@ -165,6 +206,7 @@ class ClientResponse:
 Command = (
     PutRequest | DeleteRangeRequest | TxnRequest | CompactionRequest | LeaseGrantRequest
     | LeaseRevokeRequest | LeaseCheckpointRequest
+    | AlarmRequest | QuotaSetRequest | QuotaDeleteRequest | AuthCommand | AuthorizedCommand
 )
 
 
@@ -196,6 +238,7 @@ class NodeSnapshot:
 
 
 __all__ = [
+    "AuthRequest",
     "ClientRequest",
     "ClientResponse",
     "Command",

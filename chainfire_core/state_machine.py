@@ -21,12 +21,25 @@ Leases meet the store in two ways: the store calls the lessor (as its
 `LeaseHooks`) to attach and detach keys on put and delete; a revoke deletes
 every attached key in one write transaction, so it costs one revision.
 
+Auth, alarms and namespace quotas (auth/, alarms.py, quota.py) are
+replicated state kept in backend buckets of their own. A command sent with
+credentials comes wrapped in an `AuthorizedCommand`; apply checks it (auth
+errors), then the alarms (NoSpace, ClusterCorrupt), then the namespace
+quotas (NamespaceQuotaExceeded), all before anything is written, so a
+refused command changes nothing. Simple tokens (`tokens`) are this
+member's own, not replicated and not in snapshots (auth/tokens.py). The
+backend is wrapped in a `SizedBackend` so the node can check the backend
+quota (`backend_size_bytes`) before it proposes a write.
+
 A snapshot is the whole replicated state as bytes: the backend's content
-(key history and metadata), the lease records and id counter, and the
-applied index, framed by a magic, a format version and a SHA-256 of the
-body. `restore` checks the frame before touching anything, so a corrupt
-snapshot raises `CorruptSnapshot` and leaves the state as it was. Snapshot,
-restore, snapshot gives the same bytes.
+(key history and metadata, auth, alarms, quotas), the lease records and id
+counter, and the applied index, framed by a magic, a format version and a
+SHA-256 of the body. Format 2 is format 1 whose backend may hold the auth,
+alarm and quota buckets; a format-1 snapshot restores as a state without
+users, roles, alarms or quotas (which is what it was). `restore` checks
+the frame before touching anything, so a corrupt snapshot raises
+`CorruptSnapshot` and leaves the state as it was. Snapshot, restore,
+snapshot gives the same bytes.
 """
 
 from __future__ import annotations
@@ -34,6 +47,30 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from chainfire_core.alarms import (
+    ALARM_BUCKET,
+    AlarmAction,
+    AlarmRequest,
+    AlarmResponse,
+    AlarmStore,
+)
+from chainfire_core.auth.apply import (
+    apply_auth,
+    authorize,
+    authorize_read,
+    resolve_token,
+    serve_auth_read,
+)
+from chainfire_core.auth.messages import (
+    AuthCommand,
+    AuthenticateResponse,
+    AuthInfo,
+    AuthorizedCommand,
+    AuthRead,
+    AuthResponse,
+)
+from chainfire_core.auth.store import AUTH_BUCKETS, AuthStore
+from chainfire_core.auth.tokens import SimpleTokenStore
 from chainfire_core.bugs import check_bugs
 from chainfire_core.config import StateMachineConfig
 from chainfire_core.errors import CorruptSnapshot, LeaseNotFound
@@ -66,8 +103,17 @@ from chainfire_core.mvcc.messages import (
     TxnRequest,
     TxnResponse,
 )
-from chainfire_core.mvcc.store import MvccStore
+from chainfire_core.mvcc.store import KEY_BUCKET, META_BUCKET, MvccStore
 from chainfire_core.mvcc.watchable import WatchableStore
+from chainfire_core.quota import (
+    QUOTA_BUCKET,
+    NamespaceQuotas,
+    QuotaDeleteRequest,
+    QuotaListRequest,
+    QuotaResponse,
+    QuotaSetRequest,
+    SizedBackend,
+)
 from chainfire_core.storage import MemoryBackend, StorageBackend
 from chainfire_core.types import NO_LEASE, Index, LeaseId, Revision
 
@@ -79,7 +125,14 @@ Command = (
     | LeaseGrantRequest
     | LeaseRevokeRequest
     | LeaseCheckpointRequest
+    | AlarmRequest
+    | QuotaSetRequest
+    | QuotaDeleteRequest
+    | AuthCommand
+    | AuthorizedCommand
 )
+# What `serve_read` answers from applied state (an AlarmRequest: GET only).
+Read = RangeRequest | TxnRequest | AlarmRequest | QuotaListRequest | AuthRead
 CommandResponse = (
     PutResponse
     | DeleteRangeResponse
@@ -88,10 +141,17 @@ CommandResponse = (
     | LeaseGrantResponse
     | LeaseRevokeResponse
     | LeaseCheckpointResponse
+    | AlarmResponse
+    | QuotaResponse
+    | AuthResponse
+    | AuthenticateResponse
 )
 
 _MAGIC = b"CFSM"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+# Every bucket the state machine writes (measured for the backend quota).
+BUCKETS = (KEY_BUCKET, META_BUCKET, *AUTH_BUCKETS, ALARM_BUCKET, QUOTA_BUCKET)
 _FRAME = struct.Struct(">4sH32sQ")  # magic, version, sha256(body), body length
 _BODY_HEADER = struct.Struct(">QQQ")  # applied index, lease next id, lease count
 _LEASE = struct.Struct(">qqq")  # id, granted ttl, checkpointed remaining ttl
@@ -109,9 +169,15 @@ class StateMachine:
         check_bugs(bugs)
         self.config = config or StateMachineConfig()
         self.lessor = Lessor(self.config)
-        self.store = MvccStore(backend or MemoryBackend(), self.config, self.lessor)
+        self._sized = SizedBackend(backend or MemoryBackend(), BUCKETS)
+        self.store = MvccStore(self._sized, self.config, self.lessor)
         self.watches = WatchableStore(self.store, self.config,
                                       catchup_loss="watch_catchup_loss" in bugs)
+        self.auth = AuthStore(self._sized)
+        self.alarms = AlarmStore(self._sized)
+        self.quotas = NamespaceQuotas(self._sized, self.store)
+        # This member's simple tokens: not replicated (auth/tokens.py).
+        self.tokens = SimpleTokenStore(self.config.auth_token_ttl_ms, self.config.max_auth_tokens)
         self._applied_index = 0
         self._reattach_leases()
 
@@ -122,6 +188,12 @@ class StateMachine:
     @property
     def revision(self) -> Revision:
         return self.store.current_revision
+
+    @property
+    def backend_size_bytes(self) -> int:
+        """The logical size the backend quota is checked against: the bytes
+        of every key and value in the backend (quota.py)."""
+        return self._sized.size_bytes
 
     def _header(self) -> ResponseHeader:
         return ResponseHeader(revision=self.store.current_revision)
@@ -134,6 +206,16 @@ class StateMachine:
         if index is not None:
             assert index > self._applied_index, (index, self._applied_index)
             self._applied_index = index
+        if isinstance(command, AuthorizedCommand):
+            authorize(self.auth, self.lessor, command.info, command.command)
+            command = command.command
+        self.alarms.check_capped(command)
+        plan = self.quotas.plan(command, self.lessor)
+        response = self._apply(command, now_ms)
+        self.quotas.commit(plan)  # reached only if the command applied
+        return response
+
+    def _apply(self, command: Command, now_ms: int) -> CommandResponse:
         match command:
             case PutRequest():
                 return self.store.put(command)
@@ -152,6 +234,15 @@ class StateMachine:
                     self.lessor.apply_checkpoint(checkpoint.id, checkpoint.remaining_ttl_s,
                                                  now_ms=now_ms)
                 return LeaseCheckpointResponse(header=self._header())
+            case AlarmRequest():
+                return self.alarms.apply(command, self._header())
+            case QuotaSetRequest() | QuotaDeleteRequest():
+                return self.quotas.apply(command, self._header())
+            case AuthorizedCommand():
+                raise AssertionError("an authorized command inside another")
+            case _:
+                return apply_auth(self.auth, self.tokens, command, header=self._header(),
+                                  index=self._applied_index, now_ms=now_ms)
 
     def mark_applied(self, index: int) -> None:
         """Record that a log entry with no command (a no-op or a membership
@@ -178,6 +269,36 @@ class StateMachine:
 
     def range(self, request: RangeRequest) -> RangeResponse:
         return self.store.range(request)
+
+    def serve_read(self, request: Read, info: AuthInfo | None = None) -> object:
+        """Answer a read (a range, a read-only txn, an alarm GET, a quota or
+        auth read) from this replica's applied state, checked against the
+        credentials `info` (None: a trusted caller, no auth check)."""
+        if info is not None:
+            authorize_read(self.auth, info, request)
+        match request:
+            case RangeRequest():
+                self.alarms.check_capped(request)
+                return self.store.range(request)
+            case TxnRequest():
+                self.alarms.check_capped(request)
+                revision = self.store.current_revision
+                response = self.store.txn(request)
+                assert self.store.current_revision == revision, "serve_read: a txn that writes"
+                return response
+            case AlarmRequest():
+                assert request.action == AlarmAction.GET, request
+                return self.alarms.apply(request, self._header())
+            case QuotaListRequest():
+                return self.quotas.list(self._header())
+            case _:
+                return serve_auth_read(self.auth, request, self._header())
+
+    def auth_info(self, token: str, *, now_ms: int) -> AuthInfo:
+        """The credentials a simple token stands for on this member
+        (InvalidAuthToken if it is unknown or expired here)."""
+        return resolve_token(self.auth, self.tokens, token, now_ms=now_ms,
+                             bind_revision=self.config.auth_token_binds_revision)
 
     def keepalive(self, request: LeaseKeepAliveRequest, *, now_ms: int
                   ) -> tuple[LeaseKeepAliveResponse, LeaseCheckpointRequest | None]:
@@ -250,10 +371,17 @@ class StateMachine:
         self.store.reload()
         try:
             self._attach_keys(lessor)
+            auth, alarms = AuthStore(self._sized), AlarmStore(self._sized)
+            quotas = NamespaceQuotas(self._sized, self.store)
         except CorruptSnapshot:
             self.store.backend.restore(previous_backend)
             self.store.reload()
             raise
+        self.auth, self.alarms, self.quotas = auth, alarms, quotas
+        if auth.enabled:
+            self.tokens.keep_users(auth.user_names())
+        else:
+            self.tokens.clear()
         self.lessor = lessor
         self.store.set_lease_hooks(lessor)
         self.watches.on_restore()
@@ -277,7 +405,12 @@ class StateMachine:
         self.store.check_invariants(deep=deep)
         self.lessor.check_invariants()
         self.watches.check_invariants()
+        self.auth.check_invariants()
+        self.alarms.check_invariants()
+        self.quotas.check_invariants(deep=deep)
+        self.tokens.check_invariants()
         if deep:
+            self._sized.check_invariants()
             for kv in self.store.live_kvs(ALL_KEYS, ALL_KEYS, self.store.current_revision):
                 assert self.lessor.lease_of(kv.key) == kv.lease, kv.key
 
@@ -288,7 +421,7 @@ def _decode_snapshot(data: bytes) -> tuple[int, int, tuple[LeaseRecord, ...], by
     magic, version, digest, body_len = _FRAME.unpack_from(data)
     if magic != _MAGIC:
         raise CorruptSnapshot(f"state machine snapshot: bad magic {magic!r}")
-    if version != _FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise CorruptSnapshot(f"state machine snapshot: unknown format version {version}")
     body = data[_FRAME.size :]
     if len(body) != body_len:
@@ -315,4 +448,4 @@ def _decode_snapshot(data: bytes) -> tuple[int, int, tuple[LeaseRecord, ...], by
     return applied, next_id, tuple(records), backend
 
 
-__all__ = ["Command", "CommandResponse", "StateMachine"]
+__all__ = ["BUCKETS", "Command", "CommandResponse", "Read", "StateMachine"]

@@ -47,7 +47,7 @@ from chainfire_core.types import LeaseId
 EVERYTHING = RangeRequest(key=ALL_KEYS, range_end=ALL_KEYS)
 
 # The snapshot frame, as documented in state_machine.py: magic, format
-# version, SHA-256 of the body, body length; then the body.
+# version (2; 1 is still read), SHA-256 of the body, body length; then the body.
 FRAME = struct.Struct(">4sH32sQ")
 BODY_HEADER = struct.Struct(">QQQ")  # applied index, next lease id, lease count
 LEASE_RECORD = struct.Struct(">qqq")  # id, granted ttl, checkpointed ttl
@@ -200,7 +200,7 @@ def _corruptions(data: bytes) -> dict[str, bytes]:
         "flip-last": flip(len(data) - 1),
         "wrong-magic": b"CFSX" + data[4:],
         "etcd-magic": b"\x00\x00\x00\x00" + data[4:],
-        "wrong-version": data[:4] + (2).to_bytes(2, "big") + data[6:],
+        "wrong-version": data[:4] + (3).to_bytes(2, "big") + data[6:],
         "version-zero": data[:4] + (0).to_bytes(2, "big") + data[6:],
         "empty": b"",
         "frame-only": data[:body_at],
@@ -262,7 +262,7 @@ def _frame(applied: int, next_id: int, records: list[tuple[int, int, int]], back
 
 
 def _wrap(body: bytes) -> bytes:
-    return FRAME.pack(b"CFSM", 1, hashlib.sha256(body).digest(), len(body)) + body
+    return FRAME.pack(b"CFSM", 2, hashlib.sha256(body).digest(), len(body)) + body
 
 
 def test_the_snapshot_layout_helpers_round_trip() -> None:
@@ -411,7 +411,7 @@ def test_grant_allocates_ids_and_refuses_reuse_and_huge_ttls() -> None:
     driver(PutRequest(key=b"a"))
     explicit = driver(LeaseGrantRequest(id=lease(2), ttl_s=50))
     assert explicit == LeaseGrantResponse(header=explicit.header, id=lease(2), ttl_s=50)
-    assert explicit.header.revision == 1  # a grant writes no key
+    assert explicit.header.revision == 2  # a grant writes no key
     first = driver(LeaseGrantRequest(ttl_s=1))
     second = driver(LeaseGrantRequest(ttl_s=7))
     assert isinstance(first, LeaseGrantResponse) and isinstance(second, LeaseGrantResponse)
