@@ -18,8 +18,10 @@ and the leader catches it up with a snapshot.
 from __future__ import annotations
 
 import random
+import secrets
 
 from chainfire_core.codec import Codec
+from chainfire_core.config import StateMachineConfig
 from chainfire_core.node import ChainfireNode, NodeConfig
 from chainfire_core.node_codec import NODE_CODEC
 from chainfire_core.node_messages import Member, NodeSnapshot
@@ -66,6 +68,7 @@ def node_config(config: ServerConfig, node_id: NodeId | None = None) -> NodeConf
     raft = RaftConfig(id=config.node_id if node_id is None else node_id,
                       election_ticks=config.election_ticks, heartbeat_ticks=1)
     return NodeConfig(raft=raft, tick_ms=config.tick_ms,
+                      quota_backend_bytes=config.quota_backend_bytes,
                       snapshot_every_entries=config.snapshot_count,
                       snapshot_catchup_entries=min(5_000, config.snapshot_count))
 
@@ -78,8 +81,13 @@ def build_node(config: ServerConfig, storage: DurableStorage,
     if config.initial_cluster_state == "new":
         bootstrap(storage, initial_members(config))
     node_rng = rng if rng is not None else random.Random()  # election jitter only
+    if state_machine is None:
+        state_machine = StateMachine(StateMachineConfig(
+            auth_token_ttl_ms=config.auth_token_ttl * 1000))
+    # Password salts and token prefixes must be unguessable: the OS's entropy.
     return ChainfireNode(node_config(config), storage, node_rng, state_machine=state_machine,
-                         codec=codec if codec is not None else NODE_CODEC)
+                         codec=codec if codec is not None else NODE_CODEC,
+                         entropy=secrets.token_bytes)
 
 
 __all__ = ["bootstrap", "bootstrap_snapshot", "build_node", "initial_members", "is_empty",

@@ -63,6 +63,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from chainfire_core.auth import AuthInfo, PermissionType, simple_token_index
 from chainfire_core.errors import ChainfireError, RequestError
 from chainfire_core.node import ChainfireNode, NodeReady
 from chainfire_core.node_messages import (
@@ -81,6 +82,9 @@ from real.api.watch_hub import WatchHub
 from real.config import member_id
 from real.durability import DurabilityCheck, DurableStorage
 from real.storage.sync_thread import SyncThread
+
+# How long auth_info waits for this member to apply a token's entry.
+TOKEN_WAIT_S = 5.0
 
 
 class NodeStopped(RequestError):
@@ -295,7 +299,8 @@ class NodeRuntime:
     # -- NodeHandle ----------------------------------------------------------------------
 
     async def request(self, request: ClientRequest,
-                      consistency: ReadConsistency = ReadConsistency.LINEARIZABLE) -> object:
+                      consistency: ReadConsistency = ReadConsistency.LINEARIZABLE,
+                      auth: AuthInfo | None = None) -> object:
         """The core's response to `request`; raises the core's ChainfireError
         (or NodeStopped). A cancelled caller leaves the request to finish in
         the node: the outcome of a write is then unknown."""
@@ -303,16 +308,36 @@ class NodeRuntime:
             raise NodeStopped(str(self.failed) if self.failed else "not serving")
         if isinstance(request, MemberAddRequest) and not request.id and self._cluster_token:
             request = replace(request, id=member_id(request.peer_urls, self._cluster_token))
-        return await self._submit(request, consistency, self.observer)
+        return await self._submit(request, consistency, self.observer, auth)
+
+    # -- auth ------------------------------------------------------------------------------
+
+    def auth_enabled(self) -> bool:
+        return self.node.sm.auth.enabled
+
+    async def auth_info(self, token: str) -> AuthInfo:
+        index = simple_token_index(token)
+        if index is not None and self.node.sm.applied_index < index:
+            # Assigned by an entry this member has not applied yet (etcd waits too).
+            with suppress(TimeoutError):
+                await self.wait_until(lambda: self.node.sm.applied_index >= index,
+                                      TOKEN_WAIT_S)
+        return self.node.auth_info(token)
+
+    def check_admin(self, auth: AuthInfo) -> None:
+        self.node.sm.auth.check_admin(auth)
+
+    def check_range(self, auth: AuthInfo, key: bytes, range_end: bytes) -> None:
+        self.node.sm.auth.check_range(auth, key, range_end, PermissionType.READ)
 
     async def _submit(self, request: ClientRequest, consistency: ReadConsistency,
-                      observer: RuntimeObserver | None) -> object:
+                      observer: RuntimeObserver | None, auth: AuthInfo | None = None) -> object:
         request_id = next(self._ids)
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = future
         if observer is not None:
             observer.request_started(request)
-        self.node.submit(request_id, request, consistency)
+        self.node.submit(request_id, request, consistency, auth=auth)
         self._wake.set()
         try:
             response = await future

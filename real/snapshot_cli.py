@@ -1,6 +1,7 @@
 """`chainfire snapshot save | restore | status`: backups from the command line.
 
-- `save FILE --endpoint HOST:PORT` streams Maintenance.Snapshot from one
+- `save FILE --endpoint HOST:PORT` (and etcdctl's --cacert/--cert/--key/
+  --user, real/cli_connect.py) streams Maintenance.Snapshot from one
   member into FILE.part, checks the backup's SHA-256, syncs and renames it
   to FILE (a failed or corrupt download leaves no FILE).
 - `restore FILE [--skip-hash-check] [serve flags]` builds a new member's
@@ -30,6 +31,7 @@ import grpc
 
 from real.backup import BackupError, info, restore_data_dir, verify
 from real.bootstrap import initial_members
+from real.cli_connect import ConnectError, add_connect_flags, connect, describe
 from real.config import ConfigError, load_config
 from real.etcdpb import rpc_pb2, rpc_pb2_grpc
 
@@ -53,9 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     save = commands.add_parser("save", help="stream a backup from a member into FILE")
     save.add_argument("file", type=Path)
-    save.add_argument("--endpoint", default="127.0.0.1:2379",
-                      help="the member's client address, host:port (default 127.0.0.1:2379)")
-    save.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    add_connect_flags(save)
     restore = commands.add_parser(
         "restore", help="build a new member's data directory from FILE (then: chainfire serve)")
     restore.add_argument("file", type=Path)
@@ -77,7 +77,7 @@ def snapshot_main(argv: Sequence[str]) -> int:
         return EXIT_USAGE
     try:
         if args.command == "save":
-            return _save(args.file, args.endpoint, args.timeout)
+            return _save(args)
         if args.command == "status":
             return _status(args.file, args.write_out)
         return _restore(args.file, rest, skip_hash_check=args.skip_hash_check)
@@ -86,21 +86,30 @@ def snapshot_main(argv: Sequence[str]) -> int:
         return EXIT_FAILED
 
 
-def _save(path: Path, endpoint: str, timeout_s: float) -> int:
+def _save(args: argparse.Namespace) -> int:
+    path: Path = args.file
     partial = path.with_name(path.name + ".part")
-    with grpc.insecure_channel(endpoint) as channel:
-        stub = rpc_pb2_grpc.MaintenanceStub(channel)
-        try:
-            with open(partial, "wb") as out:
-                for response in stub.Snapshot(rpc_pb2.SnapshotRequest(), timeout=timeout_s):
-                    out.write(response.blob)
-                out.flush()
-                os.fsync(out.fileno())
-        except grpc.RpcError as error:
-            partial.unlink(missing_ok=True)
-            print(f"chainfire snapshot save: {endpoint}: {error.code().name} {error.details()}",
-                  file=sys.stderr)
-            return EXIT_FAILED
+    try:
+        connection = connect(args)
+    except ConnectError as error:
+        print(f"chainfire snapshot save: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    endpoint = connection.endpoint
+    try:
+        stub = rpc_pb2_grpc.MaintenanceStub(connection.channel)
+        with open(partial, "wb") as out:
+            for response in stub.Snapshot(rpc_pb2.SnapshotRequest(),
+                                          timeout=connection.timeout_s,
+                                          metadata=connection.metadata):
+                out.write(response.blob)
+            out.flush()
+            os.fsync(out.fileno())
+    except grpc.RpcError as error:
+        partial.unlink(missing_ok=True)
+        print(f"chainfire snapshot save: {endpoint}: {describe(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        connection.close()
     try:
         verify(partial.read_bytes(), source=f"the backup streamed from {endpoint}")
     except BackupError:

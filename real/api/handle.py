@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from chainfire_core.auth import AuthInfo
 from chainfire_core.mvcc.watch_messages import WatchCreateRequest, WatchResponse
 from chainfire_core.node_messages import ClientRequest, ReadConsistency, StatusResponse
 from chainfire_core.types import WatchId
@@ -98,10 +99,30 @@ class NodeHandle(Protocol):
         creates). Must be cheap."""
         ...
 
-    async def request(self, request: ClientRequest, consistency: ReadConsistency) -> object:
+    async def request(self, request: ClientRequest, consistency: ReadConsistency,
+                      auth: AuthInfo | None = None) -> object:
         """Submit one request to the node and return the core's response
         (`RangeResponse`, `PutResponse`, `LeaseGrantResponse`,
-        `MemberResponse`, ...), or raise the core's `ChainfireError`."""
+        `MemberResponse`, ...), or raise the core's `ChainfireError`.
+        `auth`: the caller's credentials (None: trusted, see ChainfireNode.submit)."""
+        ...
+
+    def auth_enabled(self) -> bool:
+        """Whether auth is on (cheap: asked for every call)."""
+        ...
+
+    async def auth_info(self, token: str) -> AuthInfo:
+        """The credentials `token` stands for here; waits (bounded) until this
+        member has applied the entry that assigned it, as etcd does. Raises
+        InvalidAuthToken (unknown, expired) or AuthOldRevision."""
+        ...
+
+    def check_admin(self, auth: AuthInfo) -> None:
+        """Raise PermissionDenied unless `auth` holds the root role."""
+        ...
+
+    def check_range(self, auth: AuthInfo, key: bytes, range_end: bytes) -> None:
+        """Raise PermissionDenied unless `auth` may READ [key, range_end) (watch)."""
         ...
 
     def status(self) -> StatusResponse:

@@ -2,10 +2,11 @@
 
 Run from anywhere: ``python real/etcdpb/generate.py`` (needs the dev extra:
 grpcio-tools, and mypy-protobuf for the typed gRPC stubs). It writes, for
-each of proto/kv.proto, auth.proto and rpc.proto, ``*_pb2.py`` (messages),
-``*_pb2.pyi`` (their types, protoc's ``--pyi_out``), and for rpc.proto
-``rpc_pb2_grpc.py`` (servicer bases, stubs, ``add_*_to_server``) with
-``rpc_pb2_grpc.pyi`` (mypy-protobuf's ``protoc-gen-mypy_grpc``).
+each of proto/kv.proto, auth.proto, rpc.proto and chainfire.proto (our own
+services), ``*_pb2.py`` (messages), ``*_pb2.pyi`` (their types, protoc's
+``--pyi_out``), and for rpc.proto and chainfire.proto ``*_pb2_grpc.py``
+(servicer bases, stubs, ``add_*_to_server``) with ``*_pb2_grpc.pyi``
+(mypy-protobuf's ``protoc-gen-mypy_grpc``).
 
 protoc names sibling modules by bare file name (``import kv_pb2``); the
 generated files are rewritten to import them from this package instead.
@@ -27,8 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PROTO_DIR = HERE.parent.parent / "proto"
 PACKAGE = "real.etcdpb"
-PROTOS = ("kv.proto", "auth.proto", "rpc.proto")
-MODULES = ("kv_pb2", "auth_pb2", "rpc_pb2")
+PROTOS = ("kv.proto", "auth.proto", "rpc.proto", "chainfire.proto")
+MODULES = ("kv_pb2", "auth_pb2", "rpc_pb2", "chainfire_pb2")
 _SIBLING = re.compile(rf"^import ({'|'.join(MODULES)})\b", re.MULTILINE)
 _SIBLING_FROM = re.compile(rf"^from ({'|'.join(MODULES)}) import", re.MULTILINE)
 

@@ -7,9 +7,7 @@ service, method and message names and every field number are etcd's; the
 comments are ours. gogoproto options and HTTP gateway annotations are left
 out: they do not change the wire format.
 
-Served today: KV, Watch, Lease, Cluster, Maintenance.Status (see
-docs/real-api.md). The rest of Maintenance and all of Auth are declared so
-that clients see the full service shape; those methods answer UNIMPLEMENTED.
+Every service here is served (see docs/real-api.md).
 """
 
 from collections import abc as _abc

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import grpc
 
+from chainfire_core.auth import AuthInfo, PermissionType
 from chainfire_core.node import ChainfireNode, NodeConfig
 from chainfire_core.node_messages import (
     ClientRequest,
@@ -64,11 +65,12 @@ class SyncNodeHandle:
     def revision(self) -> int:
         return int(self.node.sm.revision)
 
-    async def request(self, request: ClientRequest, consistency: ReadConsistency) -> object:
+    async def request(self, request: ClientRequest, consistency: ReadConsistency,
+                      auth: AuthInfo | None = None) -> object:
         self.requests_seen.append(request)
         request_id = self._next_id
         self._next_id += 1
-        self.node.submit(request_id, request, consistency)
+        self.node.submit(request_id, request, consistency, auth=auth)
         self.pump()
         answer = self._answers.pop(request_id)  # a single voter answers at once
         if answer.error is not None:
@@ -77,6 +79,18 @@ class SyncNodeHandle:
 
     def status(self) -> StatusResponse:
         return self.node.status()
+
+    def auth_enabled(self) -> bool:
+        return self.node.sm.auth.enabled
+
+    async def auth_info(self, token: str) -> AuthInfo:
+        return self.node.auth_info(token)  # one member: every token is applied here
+
+    def check_admin(self, auth: AuthInfo) -> None:
+        self.node.sm.auth.check_admin(auth)
+
+    def check_range(self, auth: AuthInfo, key: bytes, range_end: bytes) -> None:
+        self.node.sm.auth.check_range(auth, key, range_end, PermissionType.READ)
 
     def watch_session(self) -> HubSession:
         return self.hub.session()

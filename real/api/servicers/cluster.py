@@ -19,18 +19,21 @@ from real.etcdpb import rpc_pb2, rpc_pb2_grpc
 class ClusterServicer(HandleServicer, rpc_pb2_grpc.ClusterServicer):
     async def MemberAdd(self, request: rpc_pb2.MemberAddRequest,
                         context: Context) -> rpc_pb2.MemberAddResponse:
+        await self.require_admin(context)
         core = await decode(context, convert.member_add_from_pb, request)
         response = await self.ask(context, core, MemberResponse)
         return convert.member_add_response_to_pb(response, self.fields())
 
     async def MemberRemove(self, request: rpc_pb2.MemberRemoveRequest,
                            context: Context) -> rpc_pb2.MemberRemoveResponse:
+        await self.require_admin(context)
         core = await decode(context, convert.member_remove_from_pb, request)
         response = await self.ask(context, core, MemberResponse)
         return convert.member_remove_response_to_pb(response, self.fields())
 
     async def MemberUpdate(self, request: rpc_pb2.MemberUpdateRequest,
                            context: Context) -> rpc_pb2.MemberUpdateResponse:
+        await self.require_admin(context)
         core = await decode(context, convert.member_update_from_pb, request)
         response = await self.ask(context, core, MemberResponse)
         return convert.member_update_response_to_pb(response, self.fields())
@@ -43,6 +46,7 @@ class ClusterServicer(HandleServicer, rpc_pb2_grpc.ClusterServicer):
 
     async def MemberPromote(self, request: rpc_pb2.MemberPromoteRequest,
                             context: Context) -> rpc_pb2.MemberPromoteResponse:
+        await self.require_admin(context)
         core = await decode(context, convert.member_promote_from_pb, request)
         response = await self.ask(context, core, MemberResponse)
         return convert.member_promote_response_to_pb(response, self.fields())

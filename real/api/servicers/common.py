@@ -13,17 +13,20 @@ a broken invariant: an assertion.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
 
-from chainfire_core.errors import ChainfireError
+from chainfire_core.auth import ANONYMOUS, AuthenticateRequest, AuthInfo
+from chainfire_core.errors import AuthError, ChainfireError
 from chainfire_core.node_messages import ClientRequest, ReadConsistency
 from real.api.convert import HeaderFields
 from real.api.errors import abort
 from real.api.handle import NodeHandle
 
+logger = logging.getLogger("chainfire.api")
 Context = grpc.aio.ServicerContext[Any, Any]
 _P = TypeVar("_P")
 _R = TypeVar("_R")
@@ -47,15 +50,56 @@ class HandleServicer:
                                                  member_id=handle.member_id, raft_term=term)
         return fields
 
-    async def ask(self, context: Context, request: ClientRequest, kind: type[_T],
-                  consistency: ReadConsistency = ReadConsistency.LINEARIZABLE) -> _T:
-        """The handle's answer to `request`, which must be a `kind`."""
+    async def credentials(self, context: Context) -> AuthInfo | None:
+        """Who calls: None while auth is disabled (nothing to check; a request
+        that applies after auth was enabled is checked as anonymous), else
+        the user of the `token` metadata etcd clients send, or ANONYMOUS
+        without one. An unknown, expired or stale token ends the RPC."""
+        if not self.handle.auth_enabled():
+            return None
+        token = next((value for key, value in context.invocation_metadata() or ()
+                      if key == "token"), None)
+        if token is None:
+            return ANONYMOUS
         try:
-            response = await self.handle.request(request, consistency)
+            return await self.handle.auth_info(str(token))
         except ChainfireError as error:
+            logger.warning("refused a call with token %s...: %s", str(token)[:4], error)
+            await abort(context, error)
+
+    async def ask(self, context: Context, request: ClientRequest, kind: type[_T],
+                  consistency: ReadConsistency = ReadConsistency.LINEARIZABLE, *,
+                  anonymous: bool = False) -> _T:
+        """The handle's answer to `request`, which must be a `kind`, asked
+        with the caller's credentials (`anonymous`: without any, for
+        Authenticate). Auth refusals are logged with the request and user."""
+        auth = None if anonymous else await self.credentials(context)
+        try:
+            response = await self.handle.request(request, consistency, auth)
+        except ChainfireError as error:
+            if isinstance(error, AuthError):
+                logger.warning("refused %s for user %r: %s", type(request).__name__,
+                               _user_of(request, auth), error)
             await abort(context, error)
         assert isinstance(response, kind), (type(response), kind)
         return response
+
+    async def require_admin(self, context: Context) -> None:
+        """End the RPC unless the caller holds the root role (auth enabled)."""
+        auth = await self.credentials(context)
+        if auth is None:
+            return
+        try:
+            self.handle.check_admin(auth)
+        except ChainfireError as error:
+            logger.warning("refused an admin call for user %r: %s", auth.user, error)
+            await abort(context, error)
+
+
+def _user_of(request: ClientRequest, auth: AuthInfo | None) -> str:
+    if isinstance(request, AuthenticateRequest):
+        return request.name
+    return auth.user if auth is not None else ""
 
 
 async def decode(context: Context, convert: Callable[[_P], _R], pb: _P) -> _R:

@@ -38,6 +38,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from chainfire_core.auth import AuthInfo
 from chainfire_core.errors import ChainfireError, InvalidRequest, WatchNotFound
 from chainfire_core.mvcc.messages import ResponseHeader
 from chainfire_core.mvcc.watch_messages import WatchIdInUse, WatchResponse
@@ -79,7 +80,9 @@ class WatchServicer(HandleServicer, rpc_pb2_grpc.WatchServicer):
 
     async def Watch(self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest],
                     context: Context) -> AsyncIterator[rpc_pb2.WatchResponse]:
-        stream = _WatchStream(self, self.handle.watch_session())
+        # The stream's credentials, from its metadata (as etcd: per stream).
+        auth = await self.credentials(context)
+        stream = _WatchStream(self, self.handle.watch_session(), auth)
         try:
             async for response in stream.run(request_iterator):
                 yield response
@@ -90,9 +93,11 @@ class WatchServicer(HandleServicer, rpc_pb2_grpc.WatchServicer):
 
 
 class _WatchStream:
-    def __init__(self, servicer: WatchServicer, session: WatchSession) -> None:
+    def __init__(self, servicer: WatchServicer, session: WatchSession,
+                 auth: AuthInfo | None = None) -> None:
         self.servicer = servicer
         self.session = session
+        self.auth = auth
         self._by_local: dict[int, _Local] = {}
         self._local_by_core: dict[WatchId, int] = {}
         self._next_local = 0
@@ -153,7 +158,10 @@ class _WatchStream:
         try:
             async with self._map_lock:
                 local = self._claim_local(pb.watch_id)
-                core_id = await self.session.create(watch_create_from_pb(pb))
+                core = watch_create_from_pb(pb)
+                if self.auth is not None:  # READ on the watched range, as etcd checks
+                    self.servicer.handle.check_range(self.auth, core.key, core.range_end)
+                core_id = await self.session.create(core)
                 self._by_local[local] = _Local(core_id=core_id, fragment=pb.fragment)
                 self._local_by_core[core_id] = local
         except ChainfireError as error:
