@@ -29,16 +29,23 @@ needs_etcdctl = pytest.mark.skipif(ETCDCTL is None,
 TOKEN_TTL_S = 3
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    argvs, endpoints = cluster_argvs(tmp_path, ["a1", "a2", "a3"],
-                                     "--auth-token-ttl", str(TOKEN_TTL_S),
-                                     "--quota-backend-bytes", "200000")
+def running(tmp_path: Path, *flags: str) -> Iterator[Cluster]:
+    argvs, endpoints = cluster_argvs(tmp_path, ["a1", "a2", "a3"], *flags)
     started = start(tmp_path, argvs, endpoints)
     try:
         yield started
     finally:
         stop(started)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    yield from running(tmp_path, "--auth-token-ttl", str(TOKEN_TTL_S))
+
+
+@pytest.fixture
+def small_quota(tmp_path: Path) -> Iterator[Cluster]:
+    yield from running(tmp_path, "--quota-backend-bytes", "200000")
 
 
 def ctl(cluster: Cluster, *args: str, user: str | None = None,
@@ -134,7 +141,8 @@ def grpc_error(call: object, *args: object, **kwargs: object) -> grpc.RpcError:
 
 
 @needs_etcdctl
-def test_tokens_expire_go_stale_and_work_on_every_member(cluster: Cluster) -> None:
+def test_tokens_expire_go_stale_and_work_on_every_member(cluster: Cluster,
+                                                         tmp_path: Path) -> None:
     set_up_users(cluster)
     lead = cluster.leader()
     token = token_for(cluster, lead, "alice", "alicepw")
@@ -160,16 +168,24 @@ def test_tokens_expire_go_stale_and_work_on_every_member(cluster: Cluster) -> No
     root = (("token", token_for(cluster, lead, "root", "rootpw")),)
     got = kv.Range(rpc_pb2.RangeRequest(key=b"/app/y"), metadata=root, timeout=10)
     assert got.kvs[0].value == b"1"
-    # A request over the size limit (etcd's 1.5 MiB default) changes nothing either.
-    too_big = grpc_error(kv.Put, rpc_pb2.PutRequest(key=b"/app/y", value=b"x" * 2_100_000),
-                         metadata=root, timeout=10)
-    assert too_big.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Requests over the size limit (etcd's 1.5 MiB, plus gRPC's 512 KiB allowance
+    # for the message itself) change nothing either.
+    over_limit = grpc_error(kv.Put, rpc_pb2.PutRequest(key=b"/app/y", value=b"x" * 1_700_000),
+                            metadata=root, timeout=10)
+    assert (over_limit.code(), over_limit.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                         "etcdserver: request is too large")
+    over_grpc = grpc_error(kv.Put, rpc_pb2.PutRequest(key=b"/app/y", value=b"x" * 2_200_000),
+                           metadata=root, timeout=10)
+    assert over_grpc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert kv.Range(rpc_pb2.RangeRequest(key=b"/app/y"), metadata=root,
                     timeout=10).kvs[0].value == b"1"
+    assert "refused PutRequest for user 'root': etcdserver: request is too large" in logs(
+        tmp_path)
 
 
 @needs_etcdctl
-def test_nospace_alarm_list_and_disarm(cluster: Cluster) -> None:
+def test_nospace_alarm_list_and_disarm(small_quota: Cluster) -> None:
+    cluster = small_quota
     value = "v" * 10_000
     written = 0
     while True:  # --quota-backend-bytes 200000: about 19 puts of 10 kB fit

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import grpc
 
 from chainfire_core.auth import ANONYMOUS, AuthenticateRequest, AuthInfo
-from chainfire_core.errors import AuthError, ChainfireError
+from chainfire_core.errors import AuthError, ChainfireError, RequestTooLarge
 from chainfire_core.node_messages import ClientRequest, ReadConsistency
 from real.api.convert import HeaderFields
 from real.api.errors import abort
@@ -72,12 +72,13 @@ class HandleServicer:
                   anonymous: bool = False) -> _T:
         """The handle's answer to `request`, which must be a `kind`, asked
         with the caller's credentials (`anonymous`: without any, for
-        Authenticate). Auth refusals are logged with the request and user."""
+        Authenticate). Auth refusals and oversized requests are logged with
+        the request and the user."""
         auth = None if anonymous else await self.credentials(context)
         try:
             response = await self.handle.request(request, consistency, auth)
         except ChainfireError as error:
-            if isinstance(error, AuthError):
+            if isinstance(error, AuthError | RequestTooLarge):
                 logger.warning("refused %s for user %r: %s", type(request).__name__,
                                _user_of(request, auth), error)
             await abort(context, error)
