@@ -46,6 +46,8 @@ DEFAULT_CLUSTER_TOKEN = "chainfire-cluster"
 CLUSTER_STATES = ("new", "existing")
 # etcd's rule: an election timeout shorter than 5 heartbeats elects on every hiccup.
 MIN_ELECTION_HEARTBEATS = 5
+# The shortest gossip period (its probe and nack timeouts are fractions of it).
+MIN_GOSSIP_PERIOD_MS = 10
 _ID_MASK = (1 << 63) - 1
 
 
@@ -98,6 +100,10 @@ class ServerConfig:
     peer_cert_file: Path | None = None
     peer_key_file: Path | None = None
     peer_trusted_ca_file: Path | None = None
+    # SWIM gossip (real/gossip_cluster.py): UDP on the host and port of each
+    # member's first peer URL; it only informs (events, metrics, logs).
+    gossip: bool = True
+    gossip_period_ms: int = 1000
 
     def __post_init__(self) -> None:
         assert self.listen_client_urls and self.listen_peer_urls and self.initial_cluster
@@ -266,6 +272,12 @@ def _bool(raw: object) -> bool:
     raise ValueError(f"must be true or false, got {text!r}")
 
 
+def _at_least(value: int, low: int) -> int:
+    if value < low:
+        raise ValueError(f"must be >= {low}, got {value}")
+    return value
+
+
 def _state(raw: object) -> str:
     state = _text(raw)
     if state not in CLUSTER_STATES:
@@ -315,6 +327,10 @@ FIELDS = (
     _Field("peer_cert_file", _path, "this member's peer certificate (https peer URLs; PEM)"),
     _Field("peer_key_file", _path, "TLS key of --peer-cert-file (PEM)"),
     _Field("peer_trusted_ca_file", _path, "CA that signs every member's peer certificate"),
+    _Field("gossip", _bool, "SWIM failure detection over UDP on the peer port, reporting "
+           "only (on/off, default on)"),
+    _Field("gossip_period_ms", lambda raw: _at_least(_int(raw), MIN_GOSSIP_PERIOD_MS),
+           "ms per gossip probe period (default 1000)"),
 )
 _BY_NAME = {field.name: field for field in FIELDS}
 

@@ -23,7 +23,13 @@ is logged and does not stop the node:
 * cluster events (real/embed_events.py): the node watches its own leader
   and member table (re-checked after every Ready and tick, via the
   runtime's `wait_until`) and reports joins, leaves, leader changes,
-  becoming or losing leadership and "cluster ready";
+  becoming or losing leadership and "cluster ready"; with gossip on (the
+  default; `gossip()`), what SWIM tells about the other members too: node
+  suspected, recovered, failed (declared dead) and departed. Both kinds
+  go through one queue, so handlers see them one at a time, in order;
+* `on_gossip_event` hooks get each gossip notice as it happens, with a
+  suggested membership change when a voter is declared dead (a hint for
+  an operator: nothing acts on it);
 * KV events: each registered key or prefix gets a watcher on the node's own
   watchable store (no gRPC in between), created when the node starts, with
   previous values; changes and deletes are reported per key, and a prefix
@@ -54,8 +60,10 @@ from real.embed_events import (
     ClusterObserver,
     KvEvent,
     KvEventKind,
+    gossip_cluster_event,
     kv_events,
 )
+from real.gossip_cluster import ClusterGossip, GossipListener, GossipNotice
 from real.runtime import NodeRuntime
 from real.server import ServeOptions, Serving, serve
 
@@ -66,6 +74,8 @@ KvHandler = Callable[[KvEvent], Awaitable[None] | None]
 _E = TypeVar("_E", ClusterEvent, KvEvent)
 # How long one wait for a cluster change lasts before it is renewed.
 _OBSERVE_WAIT_S = 3600.0
+# Cluster events not yet handed to the handlers before the oldest is dropped.
+MAX_PENDING_CLUSTER_EVENTS = 4_096
 
 
 class EmbedError(RuntimeError):
@@ -99,8 +109,10 @@ class ClusterBuilder:
         self._state = "new"
         self._token: str | None = None
         self._timing: dict[str, int] = {}
+        self._gossip: list[str] = []
         self._cluster_handlers: list[ClusterHandler] = []
         self._kv_watches: list[_KvWatch] = []
+        self._gossip_hooks: list[GossipListener] = []
 
     def name(self, name: str) -> ClusterBuilder:
         self._name = name
@@ -144,6 +156,18 @@ class ClusterBuilder:
                         "snapshot-count": snapshot_count}
         return self
 
+    def gossip(self, enabled: bool = True, *, period_ms: int = 1000) -> ClusterBuilder:
+        """SWIM gossip on UDP at the peer host and port (on by default)."""
+        self._gossip = ["--gossip", "on" if enabled else "off",
+                        "--gossip-period-ms", str(period_ms)]
+        return self
+
+    def on_gossip_event(self, hook: GossipListener) -> ClusterBuilder:
+        """Call `hook(notice)` (on the node's loop, synchronously) for every
+        gossip event about a member; see real/gossip_cluster.py."""
+        self._gossip_hooks.append(hook)
+        return self
+
     def on_cluster_event(self, handler: ClusterHandler) -> ClusterBuilder:
         self._cluster_handlers.append(handler)
         return self
@@ -180,19 +204,25 @@ class ClusterBuilder:
             argv += ["--initial-cluster-token", self._token]
         for flag, number in self._timing.items():
             argv += [f"--{flag}", str(number)]
-        config = load_config(argv, {}, prog="ClusterBuilder")
-        return EmbeddedNode(config, tuple(self._cluster_handlers), tuple(self._kv_watches))
+        config = load_config(argv + self._gossip, {}, prog="ClusterBuilder")
+        return EmbeddedNode(config, tuple(self._cluster_handlers), tuple(self._kv_watches),
+                            tuple(self._gossip_hooks))
 
 
 class EmbeddedNode:
     """A member run in-process (see the module docstring)."""
 
     def __init__(self, config: ServerConfig, cluster_handlers: tuple[ClusterHandler, ...],
-                 kv_watches: tuple[_KvWatch, ...]) -> None:
+                 kv_watches: tuple[_KvWatch, ...],
+                 gossip_hooks: tuple[GossipListener, ...] = ()) -> None:
         self.config = config
         self._cluster_handlers = cluster_handlers
         self._kv_watches = kv_watches
+        self._gossip_hooks = gossip_hooks
         self.runtime: NodeRuntime | None = None
+        # The member's gossip once started (None with gossip off).
+        self.gossip: ClusterGossip | None = None
+        self._cluster_events: asyncio.Queue[ClusterEvent] | None = None
         self.client_port = 0
         self._stop: asyncio.Event | None = None
         self._serve: asyncio.Task[int] | None = None
@@ -231,7 +261,8 @@ class EmbeddedNode:
             self._attach(serving)
             started.set_result(None)
 
-        options = ServeOptions(on_started=on_started)
+        options = ServeOptions(on_started=on_started, on_gossip_event=(
+            self._gossip_hook if self._gossip_hooks else None))
         self._serve = asyncio.create_task(serve(self.config, options, stop=self._stop),
                                           name=f"chainfire-embed-{self.config.name}")
         await asyncio.wait([started, self._serve], return_when=asyncio.FIRST_COMPLETED)
@@ -322,9 +353,14 @@ class EmbeddedNode:
             self._members_dirty = True
 
         runtime.on_members_changed = members_changed
+        self.gossip = serving.gossip
         loop = asyncio.get_running_loop()
         if self._cluster_handlers:
+            self._cluster_events = asyncio.Queue(MAX_PENDING_CLUSTER_EVENTS)
+            self._tasks.append(loop.create_task(self._deliver_cluster(self._cluster_events)))
             self._tasks.append(loop.create_task(self._observe_cluster(runtime)))
+            if serving.gossip is not None:
+                serving.gossip.listeners.append(self._on_gossip)
         for watch in self._kv_watches:
             self._tasks.append(loop.create_task(self._observe_kv(runtime, watch)))
 
@@ -334,8 +370,7 @@ class EmbeddedNode:
             self._members_dirty = False
             leader = runtime.node.raw.leader
             for event in observer.observe(leader, runtime.node.members.all()):
-                for handler in self._cluster_handlers:
-                    await _call(handler, event)
+                self._queue_cluster_event(event)
 
             def changed(seen: NodeId = leader) -> bool:
                 return (not runtime.running or self._members_dirty
@@ -344,6 +379,34 @@ class EmbeddedNode:
                 await runtime.wait_until(changed, _OBSERVE_WAIT_S)
             except TimeoutError:
                 continue
+
+    def _gossip_hook(self, notice: GossipNotice) -> None:
+        for hook in self._gossip_hooks:
+            try:
+                hook(notice)
+            except Exception:  # a hook's bug must not stop the node, nor the other hooks
+                logger.exception("gossip hook %r failed on %s", hook, notice)
+
+    def _on_gossip(self, notice: GossipNotice) -> None:
+        runtime = self.runtime
+        leader = runtime.node.raw.leader if runtime is not None else NodeId(0)
+        event = gossip_cluster_event(self.member_id, leader, notice)
+        if event is not None:
+            self._queue_cluster_event(event)
+
+    def _queue_cluster_event(self, event: ClusterEvent) -> None:
+        queue = self._cluster_events
+        assert queue is not None
+        if queue.full():
+            dropped = queue.get_nowait()
+            logger.warning("cluster event handlers fall behind; dropped %s", dropped)
+        queue.put_nowait(event)
+
+    async def _deliver_cluster(self, queue: asyncio.Queue[ClusterEvent]) -> None:
+        while True:
+            event = await queue.get()
+            for handler in self._cluster_handlers:
+                await _call(handler, event)
 
     async def _observe_kv(self, runtime: NodeRuntime, watch: _KvWatch) -> None:
         session = runtime.watch_session()

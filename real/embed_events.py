@@ -10,8 +10,10 @@ means, in a fixed order: membership first (joined, left, then one
 became leader), then "cluster ready" the first time a leader is known.
 `kv_events` turns one watch response into key events (changed / deleted,
 one per event) followed by one "prefix changed" per revision for a handler
-registered on a prefix. Gossip (SWIM) events are declared for the handler
-API; nothing emits them until gossip exists.
+registered on a prefix. `gossip_cluster_event` turns a gossip notice
+(real/gossip_cluster.py) into node suspected / recovered / failed /
+departed; these report what SWIM sees and say nothing about the Raft
+member table, which only MemberAdd / MemberRemove change.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from enum import Enum
 
 from chainfire_core.mvcc.messages import Event, EventType
 from chainfire_core.node_messages import Member
+from chainfire_core.swim import (
+    MemberAlive,
+    MemberDead,
+    MemberLeft,
+    MemberSuspected,
+)
 from chainfire_core.types import NodeId
+from real.gossip_cluster import GossipNotice
 
 _NO_LEADER = NodeId(0)
 
@@ -34,9 +43,14 @@ class ClusterEventKind(Enum):
     LOST_LEADERSHIP = "lost_leadership"
     MEMBERSHIP_CHANGED = "membership_changed"
     CLUSTER_READY = "cluster_ready"
-    # SWIM gossip (not emitted yet: the core has no gossip).
+    # SWIM gossip (real/gossip_cluster.py); the member stays in the Raft table.
     NODE_SUSPECTED = "node_suspected"
+    # Alive again after being suspected, declared dead or departed.
     NODE_RECOVERED = "node_recovered"
+    # Declared dead (it did not refute a suspicion in time).
+    NODE_FAILED = "node_failed"
+    # Left gossip gracefully (a clean shutdown).
+    NODE_DEPARTED = "node_departed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +66,10 @@ class ClusterEvent:
     member: Member | None = None
     # MEMBERSHIP_CHANGED / CLUSTER_READY: the member table.
     members: tuple[Member, ...] = ()
+    # Gossip kinds: the member's SWIM incarnation, and who accused it
+    # (NODE_SUSPECTED / NODE_FAILED; 0 otherwise).
+    incarnation: int = 0
+    accuser: NodeId = NodeId(0)  # noqa: RUF009
 
 
 class KvEventKind(Enum):
@@ -130,6 +148,25 @@ class ClusterObserver:
         return events
 
 
+_GOSSIP_KINDS = {MemberSuspected: ClusterEventKind.NODE_SUSPECTED,
+                 MemberAlive: ClusterEventKind.NODE_RECOVERED,
+                 MemberDead: ClusterEventKind.NODE_FAILED,
+                 MemberLeft: ClusterEventKind.NODE_DEPARTED}
+
+
+def gossip_cluster_event(node_id: NodeId, leader: NodeId, notice: GossipNotice
+                         ) -> ClusterEvent | None:
+    """The cluster event for a gossip notice (None: not one the handler gets,
+    e.g. a member first heard of, or this member refuting)."""
+    event = notice.event
+    kind = _GOSSIP_KINDS.get(type(event))
+    if kind is None or notice.member is None:
+        return None
+    accuser = event.accuser if isinstance(event, MemberSuspected | MemberDead) else _NO_LEADER
+    return ClusterEvent(kind=kind, node_id=node_id, leader=leader, member=notice.member,
+                        incarnation=event.incarnation, accuser=accuser)
+
+
 def _by_id(members: tuple[Member, ...]) -> dict[NodeId, Member]:
     return {member.id: member for member in sorted(members, key=lambda m: m.id)}
 
@@ -160,4 +197,4 @@ def kv_events(events: tuple[Event, ...], prefix: bytes | None) -> list[KvEvent]:
 
 
 __all__ = ["ClusterEvent", "ClusterEventKind", "ClusterObserver", "KvEvent", "KvEventKind",
-           "kv_events"]
+           "gossip_cluster_event", "kv_events"]

@@ -16,9 +16,11 @@ Randomness is a `random.Random` handed in (or a fresh one seeded by the
 system), never the global one.
 
 Addresses: the core carries each member's "host:port" in its `Alive`
-updates; the agent also remembers where each member's datagrams come from
-and the addresses it was given (bootstrap members, join seeds), and uses
-the core's address first. A datagram that does not decode
+updates (one's own is the address bound, or `advertise` when given, e.g.
+the member's peer URL when it binds a wildcard address); the agent also
+remembers where each member's datagrams come from (and whom it heard
+from: `heard_from`) and the addresses it was given (bootstrap members,
+join seeds), and uses the core's address first. A datagram that does not decode
 (`MalformedDatagram`), is not addressed to this member, or whose sender
 cannot be reached is dropped and counted in `stats`: the network is
 untrusted input.
@@ -34,6 +36,7 @@ hides nor fakes a member's liveness. memberlist (Consul, Serf) makes the
 same choice.
 
 Gossip only informs: events go to the handler; nothing here touches Raft.
+real/gossip_cluster.py runs one agent per `chainfire serve` member.
 """
 
 from __future__ import annotations
@@ -101,9 +104,13 @@ class GossipAgent:
 
     def __init__(self, config: SwimConfig, *, host: str = "127.0.0.1", port: int = 0,
                  members: Sequence[tuple[NodeId, str]] = (), rng: random.Random | None = None,
-                 on_event: Callable[[MemberEvent], None] | None = None) -> None:
+                 on_event: Callable[[MemberEvent], None] | None = None,
+                 advertise: str | None = None) -> None:
         self.template = config
         self.bind = (host, port)
+        # What the others are told to send to (default: the address bound),
+        # e.g. the member's peer URL when it binds a wildcard address.
+        self.advertise = advertise
         self._bootstrap = tuple(members)
         self.rng = rng or random.Random()
         self.on_event = on_event
@@ -111,6 +118,9 @@ class GossipAgent:
         self.stats = GossipStats()
         self.node: SwimNode | None = None
         self._known: dict[NodeId, Address] = {}
+        # Members a valid datagram came from (a bootstrap member is only
+        # presumed alive until then).
+        self.heard_from: set[NodeId] = set()
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._origin = 0.0
@@ -123,7 +133,7 @@ class GossipAgent:
                                                            local_addr=self.bind)
         self._transport = transport
         bound = self._transport.get_extra_info("sockname")
-        address = format_address((str(bound[0]), int(bound[1])))
+        address = self.advertise or format_address((str(bound[0]), int(bound[1])))
         self._origin = loop.time()
         config = self.template.with_member(self.template.member_id, address)
         for member, text in self._bootstrap:
@@ -168,6 +178,17 @@ class GossipAgent:
     def members(self) -> tuple[MemberView, ...]:
         return self._running().members()
 
+    @property
+    def running(self) -> bool:
+        """Started, and neither stopped nor gone (a leave stops it)."""
+        return self.node is not None and self._transport is not None
+
+    @property
+    def family(self) -> int:
+        """The bound socket's address family (socket.AF_INET or AF_INET6)."""
+        assert self._transport is not None, "start() first"
+        return int(self._transport.get_extra_info("socket").family)
+
     # -- inputs ---------------------------------------------------------------------------
 
     def _received(self, data: bytes, source: Address) -> None:
@@ -185,6 +206,8 @@ class GossipAgent:
             return
         self._known[message.sender] = source
         node.step(message, self._now_ms())
+        if node.member(message.sender) is not None:  # bounded by the member table
+            self.heard_from.add(message.sender)
         self._after_input()
 
     def _on_timer(self, deadline_ms: int) -> None:

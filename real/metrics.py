@@ -19,6 +19,10 @@ It gets its figures two ways:
   revision, watchers, leases. A scrape runs on the event loop thread
   (real/metrics_http.py), so it sees the node between two Readies.
 
+With gossip on, `watch_gossip` adds a `GossipCollector` to the same
+registry: the other members by gossip state, event counters and the UDP
+agent's datagram counts (chainfire_gossip_*, Chainfire's own names).
+
 Names and types follow etcd 3.4's /metrics (docs "Metrics" and the v3.4
 metrics list): e.g. `etcd_server_proposals_committed_total` is a gauge there
 too. Where Chainfire differs from etcd underneath, the help text says so:
@@ -49,6 +53,7 @@ from chainfire_core.mvcc.messages import RangeRequest
 from chainfire_core.node import NodeReady
 from chainfire_core.node_messages import ClientRequest, MemberListRequest, StatusRequest
 from chainfire_core.types import NodeId
+from real.gossip_cluster import REPORTED_STATES, ClusterGossip
 from real.runtime import NodeRuntime
 
 # etcd's buckets for both disk histograms: 1 ms doubling to about 8 s.
@@ -61,7 +66,8 @@ _NOT_PROPOSALS = (RangeRequest, StatusRequest, MemberListRequest, LeaseTimeToLiv
 class NodeMetrics(Collector):
     """The metrics of one runtime; attach with `runtime.observer = metrics`."""
 
-    def __init__(self, runtime: NodeRuntime, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, runtime: NodeRuntime, registry: CollectorRegistry | None = None, *,
+                 gossip: ClusterGossip | None = None) -> None:
         self.runtime = runtime
         self.registry = registry if registry is not None else CollectorRegistry()
         self.wal_fsync = Histogram(
@@ -82,6 +88,12 @@ class NodeMetrics(Collector):
         self.leases_renewed = 0
         self._lead = NodeId(0)
         self.registry.register(self)
+        if gossip is not None:
+            self.watch_gossip(gossip)
+
+    def watch_gossip(self, gossip: ClusterGossip) -> None:
+        """Export `gossip`'s figures too (chainfire_gossip_*)."""
+        self.registry.register(GossipCollector(gossip))
 
     def registry_text(self) -> str:
         """The registry in Prometheus' text format (what /metrics serves)."""
@@ -174,6 +186,67 @@ class NodeMetrics(Collector):
                      len(self.runtime.node.sm.lessor.leases()))
 
 
+class GossipCollector(Collector):
+    """The gossip figures of a member (real/gossip_cluster.py), read on scrape."""
+
+    def __init__(self, gossip: ClusterGossip) -> None:
+        self.gossip = gossip
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        gossip, counters = self.gossip, self.gossip.counters
+        members = GaugeMetricFamily(
+            "chainfire_gossip_members", "The other members of the Raft member table by "
+            "their gossip state as this member sees it (unknown: never heard of).",
+            labels=["state"])
+        states = list(gossip.states().values())
+        for state in REPORTED_STATES:
+            members.add_metric([state], states.count(state))
+        yield members
+        yield _counter("chainfire_gossip_suspicions", "Members this member heard suspected.",
+                       counters.suspicions)
+        yield _counter("chainfire_gossip_refuted_suspicions", "Suspected members alive again "
+                       "before being declared dead (false suspicions).",
+                       counters.refuted_suspicions)
+        yield _counter("chainfire_gossip_dead", "Members this member heard declared dead.",
+                       counters.deaths)
+        yield _counter("chainfire_gossip_recoveries", "Members declared dead or departed "
+                       "that are alive again.", counters.recoveries)
+        yield _counter("chainfire_gossip_departures", "Members that left gossip gracefully.",
+                       counters.departures)
+        yield _counter("chainfire_gossip_self_refutations", "Times this member refuted a "
+                       "suspicion (or death) of itself.", counters.self_refutations)
+        yield from self._collect_agent()
+
+    def _collect_agent(self) -> Iterator[Metric]:
+        agent = self.gossip.agent
+        if agent is None:
+            return
+        stats = agent.stats
+        yield _counter("chainfire_gossip_datagrams_received", "UDP datagrams received.",
+                       stats.datagrams_in)
+        yield _counter("chainfire_gossip_datagrams_sent", "UDP datagrams sent.",
+                       stats.datagrams_out)
+        dropped = CounterMetricFamily(
+            "chainfire_gossip_datagrams_dropped", "Datagrams received and dropped: "
+            "malformed (not one valid message) or misdelivered (for another member).",
+            labels=["reason"])
+        dropped.add_metric(["malformed"], stats.malformed)
+        dropped.add_metric(["misdelivered"], stats.misdelivered)
+        yield dropped
+        yield _counter("chainfire_gossip_send_failures", "Datagrams not sent (no address "
+                       "known) or refused (e.g. ICMP port unreachable).", stats.unreachable)
+        node = agent.node
+        if node is not None:
+            yield _gauge("chainfire_gossip_local_health", "Lifeguard's local health "
+                         "multiplier (0: healthy; probes are stretched by it + 1).",
+                         node.health.score)
+            yield _gauge("chainfire_gossip_incarnation", "This member's SWIM incarnation.",
+                         node.incarnation)
+
+
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
@@ -183,4 +256,4 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
     return CounterMetricFamily(name, documentation, value=value)
 
 
-__all__ = ["DISK_BUCKETS_S", "NodeMetrics"]
+__all__ = ["DISK_BUCKETS_S", "GossipCollector", "NodeMetrics"]

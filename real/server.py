@@ -11,10 +11,11 @@ CHAINFIRE_* environment < flags); a bad setting prints the `ConfigError`
 2. bootstraps an empty storage for a new cluster and builds the
    `ChainfireNode` (real/bootstrap.py);
 3. starts the peer transport on the first listen-peer URL and points it at
-   the other members, the runtime (the Ready loop and the clock), then the
-   gRPC server on every listen-client URL, and the HTTP /metrics and
-   /health endpoint on every listen-metrics URL (real/metrics.py; none by
-   default);
+   the other members, SWIM gossip on UDP at the same host and port
+   (real/gossip_cluster.py; it only informs; `--gossip off`: none), the
+   runtime (the Ready loop and the clock), then the gRPC server on every
+   listen-client URL, and the HTTP /metrics and /health endpoint on every
+   listen-metrics URL (real/metrics.py; none by default);
 4. waits for a signal, or for the runtime to stop by itself (a storage
    failure; exit 1).
 
@@ -23,7 +24,9 @@ UNAVAILABLE "server stopped", which clients retry on another member) and
 lets the requests it has taken finish, for up to `drain_timeout_s` (the
 transport keeps running, so in-flight writes still commit), then ends the
 watch streams; then the gRPC server stops, giving calls still open
-`shutdown_grace_s`; then the transport and the storage close.
+`shutdown_grace_s`; then the transport and the storage close. Gossip
+announces the leave as the shutdown begins, so the others report the
+member as left rather than dead.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from real.api.server import ApiServer, ListenError, start_server
 from real.bootstrap import build_node
 from real.codec_memo import MemoCodec
 from real.config import ConfigError, ServerConfig, load_config, parse_url
+from real.gossip_cluster import ClusterGossip, GossipListener
 from real.maintenance import NodeMaintenance
 from real.metrics import NodeMetrics
 from real.metrics_http import start_metrics_server
@@ -73,6 +77,9 @@ class ServeOptions:
     drain_timeout_s: float = 5.0
     # Called once the member serves clients (embedding: real/embed.py).
     on_started: Callable[[Serving], None] | None = None
+    # Operator hook: every gossip event about a member (it may suggest a
+    # membership change; nothing acts on it).
+    on_gossip_event: GossipListener | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,8 @@ class Serving:
     runtime: NodeRuntime
     # The bound client ports, in listen-client URL order (port 0: the one picked).
     client_ports: tuple[int, ...]
+    # The member's gossip (None with --gossip off).
+    gossip: ClusterGossip | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,10 +142,17 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
     peer = config.listen_peer_urls[0]
     await transport.start(peer.host, peer.port)
     transport.set_peers(config.peer_addresses())
-    runtime.on_members_changed = _peer_updater(config, transport.set_peers)
+    try:
+        gossip = await _start_gossip(config, node.members.all(), options)
+    except OSError as error:
+        logger.error("cannot gossip on udp %s:%d: %s (--gossip off turns it off)",
+                     peer.host, peer.port, error)
+        await transport.close()
+        return EXIT_FAILED
+    runtime.on_members_changed = _peer_updater(config, transport.set_peers, gossip)
     if node.members.all():  # a restart: the table knows addresses changed since bootstrap
         runtime.on_members_changed(node.members.all())
-    metrics = NodeMetrics(runtime)
+    metrics = NodeMetrics(runtime, gossip=gossip)
     runtime.observer = metrics
     runtime.start(transport)
     try:
@@ -144,7 +160,7 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
     except ListenError as error:
         logger.error("%s", error)
         await runtime.stop(0)
-        await transport.close()
+        await _close_peers(transport, gossip)
         return EXIT_FAILED
     try:
         metrics_server = await start_metrics_server(
@@ -153,29 +169,53 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
         logger.error("cannot listen for metrics: %s", error)
         await runtime.stop(0)
         await grpc_server.stop(None)
-        await transport.close()
+        await _close_peers(transport, gossip)
         return EXIT_FAILED
     runtime.publish(advertised_client_urls(config, grpc_server.ports))
     logger.info("member %s (id %x) serving clients on %s, peers on %s", config.name, node.id,
                 ",".join(url.url for url in config.listen_client_urls), peer.url)
     if options.on_started is not None:
-        options.on_started(Serving(runtime=runtime, client_ports=grpc_server.ports))
+        options.on_started(Serving(runtime=runtime, client_ports=grpc_server.ports,
+                                   gossip=gossip))
     stop = stop or _signal_event()
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(runtime.wait_stopped())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:
         waiter.cancel()
     logger.info("member %s stopping", config.name)
+    # Gossip says goodbye (others report "left", not "dead") while requests drain.
+    leaving = asyncio.ensure_future(gossip.leave()) if gossip is not None else None
     # New requests get "server stopped" (UNAVAILABLE: clients retry elsewhere)
     # while the ones taken finish; then the gRPC server and the transport go.
     await runtime.stop(options.drain_timeout_s)
     await grpc_server.stop(options.shutdown_grace_s)
     await metrics_server.close()
-    await transport.close()
+    await _close_peers(transport, gossip, leaving)
     if runtime.failed is not None:
         logger.error("member %s stopped: %s", config.name, runtime.failed)
         return EXIT_FAILED
     return 0
+
+
+async def _start_gossip(config: ServerConfig, members: tuple[Member, ...],
+                        options: ServeOptions) -> ClusterGossip | None:
+    """The member's gossip, started (None with --gossip off; OSError if its
+    UDP port cannot be bound)."""
+    if not config.gossip:
+        return None
+    hooks = [options.on_gossip_event] if options.on_gossip_event is not None else []
+    gossip = ClusterGossip(config, members, listeners=hooks)
+    await gossip.start()
+    return gossip
+
+
+async def _close_peers(transport: PeerTransport, gossip: ClusterGossip | None,
+                       leaving: asyncio.Future[None] | None = None) -> None:
+    await transport.close()
+    if gossip is not None:
+        if leaving is not None:
+            await leaving  # the goodbye announced at the start of the shutdown
+        await gossip.close()
 
 
 def _signal_event() -> asyncio.Event:
@@ -187,9 +227,10 @@ def _signal_event() -> asyncio.Event:
 
 
 def _peer_updater(config: ServerConfig, set_peers: Callable[[Mapping[NodeId, tuple[str, int]]],
-                                                              None]
-                  ) -> Callable[[tuple[Member, ...]], None]:
-    """Peers = the bootstrap members' addresses, updated from the member table."""
+                                                              None],
+                  gossip: ClusterGossip | None = None) -> Callable[[tuple[Member, ...]], None]:
+    """Peers = the bootstrap members' addresses, updated from the member table
+    (which gossip follows too)."""
     def update(members: tuple[Member, ...]) -> None:
         peers = dict(config.peer_addresses())
         for member in members:
@@ -204,6 +245,8 @@ def _peer_updater(config: ServerConfig, set_peers: Callable[[Mapping[NodeId, tup
         current = {member.id for member in members}
         set_peers({node_id: address for node_id, address in peers.items()
                    if node_id in current})
+        if gossip is not None:
+            gossip.members_changed(members)
     return update
 
 

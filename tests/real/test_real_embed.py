@@ -1,6 +1,7 @@
 """real.embed: the builder, nodes in the caller's loop and on a thread, and
 the cluster and KV callbacks (leader changed, became leader, cluster ready,
-joined / left, key changed / deleted, prefix changed)."""
+joined / left, departed by gossip, key changed / deleted, prefix changed;
+gossip's suspected / failed / recovered: test_real_gossip_wiring.py)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ def test_real_embed_builder_checks_settings(tmp_path: Path) -> None:
         ClusterBuilder("x").on_kv_event(print)
     node = builder("x", tmp_path).client_port(0).build()
     assert node.config.name == "x" and node.config.listen_peer_urls[0].port != 0
+    assert node.config.gossip and node.config.gossip_period_ms == 1000
+    quiet = builder("x", tmp_path).gossip(False).build()
+    assert not quiet.config.gossip
+    assert builder("x", tmp_path).gossip(period_ms=250).build().config.gossip_period_ms == 250
+    with pytest.raises(ConfigError, match="gossip-period-ms"):
+        builder("x", tmp_path).gossip(period_ms=1).build()
 
 
 def test_real_embed_single_node_callbacks(tmp_path: Path) -> None:
@@ -109,9 +116,16 @@ def test_real_embed_cluster_leader_changes_and_membership(tmp_path: Path) -> Non
                 return any(e.kind == K.LEADER_CHANGED and e.leader == new_leader.member_id
                            and e.previous_leader == leader.member_id for e in events[start:])
 
+            def departed(events: list[ClusterEvent], start: int) -> bool:
+                return any(e.kind == K.NODE_DEPARTED and e.member is not None
+                           and e.member.id == leader.member_id for e in events[start:])
+
             for node in survivors:
                 recorder = recorders[nodes.index(node)]
                 await recorder.wait(functools.partial(moved_on, start=marks[id(recorder)]))
+                # A graceful stop says goodbye over gossip: departed, not failed.
+                await recorder.wait(functools.partial(departed, start=marks[id(recorder)]))
+                assert K.NODE_FAILED not in kinds(recorder.events[marks[id(recorder)]:])
             async with AsyncClient([node.endpoint for node in survivors], POLICY) as client:
                 await client.member_remove(leader.member_id)
             for node in survivors:
