@@ -35,6 +35,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from chainfire_core.errors import ChainfireError
+from chainfire_core.quota import DEFAULT_QUOTA_BACKEND_BYTES
 from chainfire_core.types import NodeId
 from real.tls import TLSConfigError, TLSFiles
 
@@ -89,6 +90,10 @@ class ServerConfig:
     heartbeat_interval_ms: int = 100
     election_timeout_ms: int = 1000
     snapshot_count: int = 10_000
+    # etcd's --quota-backend-bytes: writes past it raise the NOSPACE alarm.
+    quota_backend_bytes: int = DEFAULT_QUOTA_BACKEND_BYTES
+    # etcd's --auth-token-ttl: seconds a simple token lives unused.
+    auth_token_ttl: int = 300
     # Where /metrics and /health are served over HTTP (etcd's flag); none: off.
     listen_metrics_urls: tuple[HttpUrl, ...] = ()
     # TLS (real/tls.py): for clients on https listen-client URLs, and mutual
@@ -317,6 +322,9 @@ FIELDS = (
     _Field("heartbeat_interval_ms", _int, "ms per heartbeat, the core's tick (default 100)"),
     _Field("election_timeout_ms", _int, "ms without a leader before an election (default 1000)"),
     _Field("snapshot_count", _int, "applied entries between snapshots (default 10000)"),
+    _Field("auth_token_ttl", _int, "seconds an auth token lives unused (default 300)"),
+    _Field("quota_backend_bytes", _int, "backend size that raises the NOSPACE alarm "
+           "(default 2 GiB)"),
     _Field("listen_metrics_urls", lambda raw: _urls(raw, allow_port_zero=True),
            "URLs to serve /metrics and /health on over HTTP (default: none)"),
     _Field("cert_file", _path, "TLS certificate for https client URLs (PEM)"),

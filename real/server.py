@@ -56,6 +56,7 @@ from real.gossip_cluster import ClusterGossip, GossipListener
 from real.maintenance import NodeMaintenance
 from real.metrics import NodeMetrics
 from real.metrics_http import start_metrics_server
+from real.quota_cli import quota_main
 from real.runtime import NodeRuntime, RuntimeConfig
 from real.snapshot_cli import snapshot_main
 from real.storage import DiskStorage, StorageError
@@ -64,7 +65,8 @@ from real.transport import PeerTransport
 logger = logging.getLogger("chainfire.server")
 
 USAGE = ("usage: chainfire serve [--flags]   (chainfire serve --help lists them)\n"
-         "       chainfire snapshot save|restore|status ...   (chainfire snapshot --help)")
+         "       chainfire snapshot save|restore|status ...   (chainfire snapshot --help)\n"
+         "       chainfire quota set|delete|list ...   (chainfire quota --help)")
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
@@ -97,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "snapshot":
         return snapshot_main(args[1:])
+    if args and args[0] == "quota":
+        return quota_main(args[1:])
     if not args or args[0] != "serve":
         print(USAGE, file=sys.stderr)
         return EXIT_CONFIG
