@@ -74,9 +74,10 @@ revision existed when they returned.
 
 Leases. Expiry is not a client operation: a lease may expire at any moment
 (deleting its keys in one new revision) as far as the models here are
-concerned; lease_check.py checks its timing. The first revision of an empty
-store is `initial_revision` (0 for chainfire, where the first write gets
-revision 1; etcd starts at 1).
+concerned; lease_check.py checks its timing. The revision of an empty
+store is `initial_revision`: 1 for etcd and Chainfire alike (the first
+write gets revision 2); a history that starts on a store with data passes
+the revision it started at.
 
 Semantics
 ---------
@@ -118,6 +119,9 @@ from checker.history import UNKNOWN_RETURN, Operation
 
 ALL_KEYS: Final = "\0"
 NO_LEASE: Final = 0
+# The revision of an empty store (etcd's, and Chainfire's): nothing is stored
+# there, the first write gets the next one.
+EMPTY_STORE_REVISION: Final = 1
 
 # A live key's record: (value, create_revision, mod_revision, version, lease).
 KV = tuple[str, int, int, int, int]
@@ -572,7 +576,8 @@ class MutableStore(_Versions):
     keeps the lease table too (the reference server); otherwise lease
     existence is unknown (None) and only attachments are tracked."""
 
-    def __init__(self, initial_revision: int = 0, *, track_leases: bool = False) -> None:
+    def __init__(self, initial_revision: int = EMPTY_STORE_REVISION, *,
+                 track_leases: bool = False) -> None:
         self._revision = initial_revision
         self._sorted: list[str] = []
         self._revs: dict[str, list[int]] = {}
@@ -883,7 +888,7 @@ class EtcdState(_Versions):
         self._hash = hash(self._identity())
 
     @classmethod
-    def empty(cls, revision: int = 0) -> EtcdState:
+    def empty(cls, revision: int = EMPTY_STORE_REVISION) -> EtcdState:
         return cls(revision, (), {}, {}, {})
 
     def _identity(self) -> tuple[Any, ...]:
@@ -983,7 +988,7 @@ class EtcdModel:
 
     name = "etcd"
 
-    def __init__(self, *, initial_revision: int = 0) -> None:
+    def __init__(self, *, initial_revision: int = EMPTY_STORE_REVISION) -> None:
         self.initial_revision = initial_revision
 
     def init(self) -> frozenset[EtcdState]:
@@ -1294,7 +1299,7 @@ def _random_txn(rng: random.Random, store: MutableStore, keys: Sequence[str],
 def simulate_history(rng: random.Random, *, operations: int, keys: int = 5,
                      window: float = 10.0, unknown_rate: float = 0.05,
                      revisionless_rate: float = 0.0, expiry_rate: float = 0.01,
-                     initial_revision: int = 0) -> list[Operation]:
+                     initial_revision: int = EMPTY_STORE_REVISION) -> list[Operation]:
     """A linearizable etcd history: requests run one at a time on a reference
     server at increasing linearization points; each gets a call up to
     `window` before and a return up to `window` after its point. With
@@ -1335,6 +1340,7 @@ __all__ = [
     "ALL_KEYS",
     "CREATES",
     "EITHER",
+    "EMPTY_STORE_REVISION",
     "HISTORICAL",
     "KV",
     "NO_LEASE",

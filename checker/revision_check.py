@@ -122,6 +122,7 @@ from checker.etcd_model import (
     ALL_KEYS,
     CREATES,
     EITHER,
+    EMPTY_STORE_REVISION,
     HISTORICAL,
     KV,
     OBSERVES,
@@ -1755,7 +1756,8 @@ def _fallback(operations: Sequence[Operation], timeout_s: float | None, initial_
 
 def analyze_etcd_history(
     operations: Sequence[Operation], *, timeout_s: float | None = None,
-    initial_revision: int = 0, max_backtracks: int = 100_000, fallback: bool = True,
+    initial_revision: int = EMPTY_STORE_REVISION, max_backtracks: int = 100_000,
+    fallback: bool = True,
     unknown_delay: float | None = None,
     hints: Mapping[int, Sequence[tuple[str, str | None]]] | None = None,
 ) -> EtcdHistoryAnalysis:
@@ -1855,7 +1857,8 @@ def _analysis(result: CheckResult, checker: _Checker, *, ok: bool) -> EtcdHistor
 
 
 def check_etcd_history(operations: Sequence[Operation], *, timeout_s: float | None = None,
-                       initial_revision: int = 0, max_backtracks: int = 100_000,
+                       initial_revision: int = EMPTY_STORE_REVISION,
+                       max_backtracks: int = 100_000,
                        fallback: bool = True, unknown_delay: float | None = None) -> CheckResult:
     """Ok, Illegal (with the operations at fault and the longest consistent
     prefix) or Unknown for an etcd history; see the module docstring and

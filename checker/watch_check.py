@@ -53,7 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.etcd_model import KV, as_object, in_range
+from checker.etcd_model import EMPTY_STORE_REVISION, KV, as_object, in_range
 from checker.history import Operation
 from checker.revision_check import EtcdHistoryAnalysis, analyze_etcd_history
 
@@ -172,7 +172,7 @@ class _Checking:
 def check_watch_streams(
     streams: Iterable[WatchStream], operations: Sequence[Operation] | None = None, *,
     analysis: EtcdHistoryAnalysis | None = None, timeout_s: float | None = None,
-    initial_revision: int = 0,
+    initial_revision: int = EMPTY_STORE_REVISION,
 ) -> list[WatchViolation]:
     """Every violation of the properties in the module docstring. The history
     is reconstructed from `operations` (with the streams' events as hints for

@@ -15,6 +15,14 @@ keys it touched) and the observer (the watchable store) is told. A txn is
 checked in full (txn.py, plus the data-dependent checks here) before its
 first write, so it applies completely or not at all.
 
+Revisions start where etcd's do: an empty store is at revision 1
+(`FIRST_REVISION`: no key ever has it), so the first write gets 2 and no
+response ever carries revision 0, which clients read as "any revision"
+(a read or watch at revision 0 means "now"). Nothing is stored at
+revision 1: a read at 1 sees no keys, a watch from 1 replays from the
+first write, and compaction at 1 is allowed once (etcd's empty store has
+compacted nothing: its compaction revision starts below 1).
+
 Compaction at C drops every change that no read at or after C can see, from
 index and backend, and refuses reads below C with `Compacted`. The store's
 metadata (the compaction revision) sits in the backend's "meta" bucket, so
@@ -83,6 +91,8 @@ from chainfire_core.types import NO_LEASE, LeaseId, Revision
 KEY_BUCKET = "key"
 META_BUCKET = "meta"
 _COMPACT_REVISION_KEY = b"compact_revision"
+# The revision of an empty store (etcd's): the first write gets the next one.
+FIRST_REVISION = Revision(1)
 
 
 class LeaseHooks(Protocol):
@@ -127,14 +137,14 @@ class MvccStore:
         self._leases = leases
         self.observer: WriteObserver | None = None
         self._index = KeyIndex()
-        self._revision = 0
+        self._revision = int(FIRST_REVISION)
         self._compact_revision = 0
         # The open write transaction: its main revision (0 when none is
         # open), its next sub-revision and the changes made so far.
         self._write_main = 0
         self._write_sub = 0
         self._changes: list[tuple[bytes, int]] = []
-        self._cached_header = ResponseHeader(revision=Revision(0))
+        self._cached_header = ResponseHeader(revision=FIRST_REVISION)
         self._rebuild()
 
     # -- state ---------------------------------------------------------------
@@ -163,7 +173,7 @@ class MvccStore:
             key = record[RECORD_HEADER_SIZE : RECORD_HEADER_SIZE + key_len]
             self._index.record(key, packed)
             last_main = main_of(packed)
-        self._revision = max(last_main, self._compact_revision)
+        self._revision = max(last_main, self._compact_revision, FIRST_REVISION)
 
     def set_lease_hooks(self, leases: LeaseHooks | None) -> None:
         """Hand lease attach/detach to another lessor (after a snapshot restore)."""
@@ -559,6 +569,7 @@ class MvccStore:
     def check_invariants(self, *, deep: bool = False) -> None:
         assert not self._write_main, "a write transaction was left open"
         assert 0 <= self._compact_revision <= self._revision
+        assert self._revision >= FIRST_REVISION, self._revision
         self._index.check_invariants()
         if deep:
             indexed = self._backend.count(KEY_BUCKET)
@@ -569,4 +580,5 @@ class MvccStore:
                 assert len(record) >= RECORD_HEADER_SIZE
 
 
-__all__ = ["KEY_BUCKET", "META_BUCKET", "KVHash", "LeaseHooks", "MvccStore", "WriteObserver"]
+__all__ = ["FIRST_REVISION", "KEY_BUCKET", "META_BUCKET", "KVHash", "LeaseHooks", "MvccStore",
+           "WriteObserver"]

@@ -86,7 +86,7 @@ def read_history(
     `batch_events` history events scanned (but always one revision), at most
     `room_events` taken (unless the queue is empty and it is the first
     revision taken). Returns the events and the last revision read (one below
-    `next_revision` when none was)."""
+    `next_revision` when none was; `end` when nothing was left unread)."""
     end = store.current_revision if end_revision is None else end_revision
     history = store.events_between(w.next_revision, end)
     scanned = 0
@@ -102,6 +102,10 @@ def read_history(
         scanned += len(group)
         taken.extend(_with_prev(store, wanted) if w.prev_kv else wanted)
         through = revision
+    else:
+        # All history through `end` was read: revisions without events (the
+        # empty store's revision 1) count as read too.
+        through = max(through, end)
     return tuple(taken), through
 
 

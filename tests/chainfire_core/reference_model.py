@@ -9,6 +9,10 @@ error types: it is meant to be slow and obviously right.
 The rules, in etcd's words (server/etcdserver/txn, mvcc/kvstore_txn.go and
 api/v3rpc/key.go), are:
 
+Revisions
+  * an empty store is at revision 1 (nothing is stored there); the first
+    write gets revision 2, so no response ever carries revision 0.
+
 Range
   * revision 0 reads the current revision; a revision above it is
     FutureRevision, one below the compaction revision is Compacted (reading at
@@ -286,7 +290,9 @@ class ReferenceModel:
     min_lease_ttl_s: int = 1
     max_lease_ttl_s: int = 9_000_000_000
     deviations: frozenset[str] = frozenset()
-    states: list[State] = field(default_factory=lambda: [{}])
+    # states[r] for every revision r; an empty store is at revision 1, as
+    # etcd's (states[0] stands for nothing: revision 0 means "now").
+    states: list[State] = field(default_factory=lambda: [{}, {}])
     compact_revision: int = 0
     leases: dict[int, ModelLease] = field(default_factory=dict)
     next_lease_id: int = 1

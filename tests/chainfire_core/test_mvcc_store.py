@@ -46,7 +46,7 @@ from chainfire_core.mvcc.messages import (
     TxnResponse,
     prefix_end,
 )
-from chainfire_core.mvcc.store import KEY_BUCKET, MvccStore
+from chainfire_core.mvcc.store import FIRST_REVISION, KEY_BUCKET, MvccStore
 from chainfire_core.storage import MemoryBackend
 from chainfire_core.types import LeaseId
 
@@ -178,59 +178,95 @@ def test_malformed_requests_are_refused_when_built(build: Callable[[], object]) 
 # -- revisions: future and compacted --------------------------------------------------
 
 
+def test_a_fresh_store_is_at_revision_one_and_the_first_write_gets_two() -> None:
+    # etcd: an empty store's current revision is 1 (no key has it).
+    store = new_store()
+    assert store.current_revision == FIRST_REVISION == 1
+    empty = get(store, b"a")
+    assert (empty.header.revision, empty.count) == (1, 0)
+    assert get(store, b"a", revision=1).count == 0  # revision 1 is readable, and empty
+    first = put(store, b"a", b"1")
+    assert first.header.revision == 2 == store.current_revision
+    (kv,) = get(store, b"a").kvs
+    assert (kv.create_revision, kv.mod_revision, kv.version) == (2, 2, 1)
+    assert get(store, b"a", revision=1).count == 0
+    assert list(store.events_between(1, 1)) == []
+    store.check_invariants(deep=True)
+
+
+def test_a_store_reopened_over_an_empty_backend_is_at_revision_one() -> None:
+    backend = MemoryBackend()
+    MvccStore(backend)
+    assert MvccStore(backend).current_revision == 1
+
+
 def test_reading_a_future_revision_is_refused() -> None:
     store = new_store()
     put(store, b"a", b"1")
-    assert pairs(get(store, b"a", revision=1)) == [(b"a", b"1")]
+    assert pairs(get(store, b"a", revision=2)) == [(b"a", b"1")]
     with pytest.raises(FutureRevision) as caught:
-        get(store, b"a", revision=2)
-    assert (caught.value.revision, caught.value.current_revision) == (2, 1)
+        get(store, b"a", revision=3)
+    assert (caught.value.revision, caught.value.current_revision) == (3, 2)
     assert caught.value.grpc_code == "OUT_OF_RANGE"
     with pytest.raises(FutureRevision):
-        store.hash_kv(2)
+        store.hash_kv(3)
+    with pytest.raises(FutureRevision):
+        get(new_store(), b"a", revision=2)
 
 
 def test_reads_below_the_compaction_revision_are_refused_and_at_it_allowed() -> None:
     store = new_store()
-    for value in (b"1", b"2", b"3"):
+    for value in (b"1", b"2", b"3"):  # revisions 2, 3, 4
         put(store, b"a", value)
-    store.compact(CompactionRequest(revision=2))
+    store.compact(CompactionRequest(revision=3))
     with pytest.raises(Compacted) as caught:
-        get(store, b"a", revision=1)
-    assert (caught.value.revision, caught.value.compact_revision) == (1, 2)
+        get(store, b"a", revision=2)
+    assert (caught.value.revision, caught.value.compact_revision) == (2, 3)
     assert isinstance(caught.value, RequestError)
-    assert pairs(get(store, b"a", revision=2)) == [(b"a", b"2")]
-    assert pairs(get(store, b"a", revision=3)) == [(b"a", b"3")]
+    assert pairs(get(store, b"a", revision=3)) == [(b"a", b"2")]
+    assert pairs(get(store, b"a", revision=4)) == [(b"a", b"3")]
     assert pairs(get(store, b"a")) == [(b"a", b"3")]
     with pytest.raises(Compacted):
-        store.hash_kv(1)
+        store.hash_kv(2)
 
 
-@pytest.mark.parametrize(("revision", "error"), [(0, Compacted), (1, Compacted),
-                                                 (2, Compacted), (4, FutureRevision)])
+@pytest.mark.parametrize(("revision", "error"), [(0, Compacted), (1, Compacted), (2, Compacted),
+                                                 (3, Compacted), (5, FutureRevision)])
 def test_compaction_at_or_below_the_last_one_or_in_the_future_is_refused(
     revision: int, error: type[Exception]
 ) -> None:
     store = new_store()
-    for value in (b"1", b"2", b"3"):
+    for value in (b"1", b"2", b"3"):  # revisions 2, 3, 4
         put(store, b"a", value)
-    store.compact(CompactionRequest(revision=2))
+    store.compact(CompactionRequest(revision=3))
     unchanged(store, lambda: store.compact(CompactionRequest(revision=revision)), error)
-    assert store.compact_revision == 2
+    assert store.compact_revision == 3
 
 
 def test_compaction_of_a_fresh_store_at_zero_is_compacted() -> None:
-    # etcd: rev <= compactMainRev (0) -> ErrCompacted.
+    # etcd: rev <= compactMainRev -> ErrCompacted.
     with pytest.raises(Compacted):
         new_store().compact(CompactionRequest(revision=0))
+
+
+def test_compaction_of_a_fresh_store_at_one_is_allowed_once() -> None:
+    # etcd: a fresh store has compacted nothing (compactMainRev -1), and its
+    # current revision is 1: compacting at 1 works, then 1 is compacted.
+    store = new_store()
+    assert store.compact(CompactionRequest(revision=1)).header.revision == 1
+    assert store.compact_revision == 1
+    unchanged(store, lambda: store.compact(CompactionRequest(revision=1)), Compacted)
+    unchanged(store, lambda: store.compact(CompactionRequest(revision=2)), FutureRevision)
+    assert get(store, b"a", revision=1).count == 0  # at the compaction revision: fine
+    assert put(store, b"a").header.revision == 2
 
 
 def test_compaction_answers_with_the_current_revision() -> None:
     store = new_store()
     put(store, b"a")
     put(store, b"b")
-    assert store.compact(CompactionRequest(revision=1)).header.revision == 2
-    assert store.current_revision == 2
+    assert store.compact(CompactionRequest(revision=2)).header.revision == 3
+    assert store.current_revision == 3
 
 
 # -- put: ignore_value / ignore_lease / leases ---------------------------------------------
@@ -419,12 +455,12 @@ def test_a_put_then_a_later_nested_delete_of_it_leaves_it_deleted_in_one_revisio
     store = new_store()
     response = txn(store, nested((p(b"a", b"1"),)), nested((DeleteRangeRequest(
         key=b"a", prev_kv=True),)))
-    assert response.header.revision == 1 == store.current_revision
+    assert response.header.revision == 2 == store.current_revision
     assert get(store, b"a").count == 0
     (deleted,) = response.responses[1].responses  # type: ignore[union-attr]
     assert isinstance(deleted, DeleteRangeResponse)
     assert [kv.value for kv in deleted.prev_kvs] == [b"1"]
-    assert [e.type for e in store.events_between(1, 1)] == [EventType.PUT, EventType.DELETE]
+    assert [e.type for e in store.events_between(2, 2)] == [EventType.PUT, EventType.DELETE]
 
 
 # -- ranges: etcd's conventions ---------------------------------------------------------------
@@ -498,12 +534,12 @@ def test_limit_more_and_count(limit: int, expected: list[bytes], more: bool) -> 
 def _sort_store() -> MvccStore:
     """Keys whose version, create, mod and value orders all differ from key order."""
     store = new_store()
-    put(store, b"c", b"1")   # rev 1
-    put(store, b"a", b"3")   # rev 2
-    put(store, b"b", b"2")   # rev 3
-    put(store, b"c", b"0")   # rev 4: c version 2
-    put(store, b"c", b"4")   # rev 5: c version 3
-    put(store, b"b", b"5")   # rev 6: b version 2
+    put(store, b"c", b"1")   # rev 2
+    put(store, b"a", b"3")   # rev 3
+    put(store, b"b", b"2")   # rev 4
+    put(store, b"c", b"0")   # rev 5: c version 2
+    put(store, b"c", b"4")   # rev 6: c version 3
+    put(store, b"b", b"5")   # rev 7: b version 2
     return store
 
 
@@ -546,7 +582,7 @@ def test_sort_ties_keep_key_order() -> None:
 
 def test_sort_on_a_historical_revision() -> None:
     store = _sort_store()
-    response = get(store, b"a", b"z", revision=3, sort_order=SortOrder.DESCEND,
+    response = get(store, b"a", b"z", revision=4, sort_order=SortOrder.DESCEND,
                    sort_target=SortTarget.VALUE)
     assert pairs(response) == [(b"a", b"3"), (b"b", b"2"), (b"c", b"1")]
 
@@ -567,18 +603,18 @@ def test_keys_only_and_count_only() -> None:
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [
-        ({"min_mod_revision": 5}, [b"b", b"c"]),
-        ({"max_mod_revision": 5}, [b"a", b"c"]),
-        ({"min_create_revision": 2}, [b"a", b"b"]),
-        ({"max_create_revision": 2}, [b"a", b"c"]),
-        ({"min_mod_revision": 3, "max_mod_revision": 5}, [b"c"]),
-        ({"min_create_revision": 2, "max_create_revision": 2}, [b"a"]),
-        ({"min_mod_revision": 7}, []),
+        ({"min_mod_revision": 6}, [b"b", b"c"]),
+        ({"max_mod_revision": 6}, [b"a", b"c"]),
+        ({"min_create_revision": 3}, [b"a", b"b"]),
+        ({"max_create_revision": 3}, [b"a", b"c"]),
+        ({"min_mod_revision": 4, "max_mod_revision": 6}, [b"c"]),
+        ({"min_create_revision": 3, "max_create_revision": 3}, [b"a"]),
+        ({"min_mod_revision": 8}, []),
     ],
 )
 def test_revision_filters_do_not_change_count(filters: dict[str, int],
                                               expected: list[bytes]) -> None:
-    # a: create 2 mod 2; b: create 3 mod 6; c: create 1 mod 5.
+    # a: create 3 mod 3; b: create 4 mod 7; c: create 2 mod 6.
     store = _sort_store()
     response = get(store, b"a", b"z", **filters)
     assert keys(response) == expected
@@ -596,38 +632,38 @@ def test_revision_filters_do_not_change_count(filters: dict[str, int],
 
 def test_versions_restart_at_one_after_a_delete_with_a_new_create_revision() -> None:
     store = new_store()
-    put(store, b"a", b"1")                       # rev 1
-    put(store, b"a", b"2")                       # rev 2
-    deleted = store.delete_range(DeleteRangeRequest(key=b"a", prev_kv=True))  # rev 3
+    put(store, b"a", b"1")                       # rev 2
+    put(store, b"a", b"2")                       # rev 3
+    deleted = store.delete_range(DeleteRangeRequest(key=b"a", prev_kv=True))  # rev 4
     assert deleted.deleted == 1
-    assert deleted.header.revision == 3
-    assert deleted.prev_kvs == (KeyValue(key=b"a", create_revision=1, mod_revision=2, version=2,
+    assert deleted.header.revision == 4
+    assert deleted.prev_kvs == (KeyValue(key=b"a", create_revision=2, mod_revision=3, version=2,
                                          value=b"2"),)
-    put(store, b"a", b"3")                       # rev 4
+    put(store, b"a", b"3")                       # rev 5
     assert get(store, b"a").kvs == (
-        KeyValue(key=b"a", create_revision=4, mod_revision=4, version=1, value=b"3"),
+        KeyValue(key=b"a", create_revision=5, mod_revision=5, version=1, value=b"3"),
     )
-    assert get(store, b"a", revision=3).count == 0
-    assert get(store, b"a", revision=2).kvs == (
-        KeyValue(key=b"a", create_revision=1, mod_revision=2, version=2, value=b"2"),
+    assert get(store, b"a", revision=4).count == 0
+    assert get(store, b"a", revision=3).kvs == (
+        KeyValue(key=b"a", create_revision=2, mod_revision=3, version=2, value=b"2"),
     )
 
 
 def test_put_returns_prev_kv_only_when_asked() -> None:
     store = new_store()
     first = put(store, b"a", b"1", prev_kv=True)
-    assert (first.header.revision, first.prev_kv) == (1, None)
+    assert (first.header.revision, first.prev_kv) == (2, None)
     assert put(store, b"a", b"2").prev_kv is None
     third = put(store, b"a", b"3", prev_kv=True)
-    assert third.prev_kv == KeyValue(key=b"a", create_revision=1, mod_revision=2, version=2,
+    assert third.prev_kv == KeyValue(key=b"a", create_revision=2, mod_revision=3, version=2,
                                      value=b"2")
 
 
 def test_a_delete_of_nothing_does_not_bump_the_revision() -> None:
     store = _store_with(b"a")
     response = store.delete_range(DeleteRangeRequest(key=b"b", range_end=b"z", prev_kv=True))
-    assert (response.deleted, response.prev_kvs, response.header.revision) == (0, (), 1)
-    assert store.current_revision == 1
+    assert (response.deleted, response.prev_kvs, response.header.revision) == (0, (), 2)
+    assert store.current_revision == 2
 
 
 def test_a_delete_range_deletes_every_key_in_one_revision() -> None:
@@ -635,11 +671,11 @@ def test_a_delete_range_deletes_every_key_in_one_revision() -> None:
     response = store.delete_range(DeleteRangeRequest(key=b"b", range_end=b"d", prev_kv=True))
     assert response.deleted == 2
     assert [kv.key for kv in response.prev_kvs] == [b"b", b"c"]
-    assert response.header.revision == store.current_revision == 5
+    assert response.header.revision == store.current_revision == 6
     assert keys(get(store, ALL_KEYS, ALL_KEYS)) == [b"a", b"d"]
-    events = list(store.events_between(5, 5))
+    events = list(store.events_between(6, 6))
     assert [(e.type, e.kv.key, e.kv.mod_revision) for e in events] == [
-        (EventType.DELETE, b"b", 5), (EventType.DELETE, b"c", 5)
+        (EventType.DELETE, b"b", 6), (EventType.DELETE, b"c", 6)
     ]
 
 
@@ -650,9 +686,9 @@ def test_a_multi_key_txn_takes_one_revision_with_sub_revisions_in_op_order() -> 
     store = _store_with(b"x")
     response = txn(store, p(b"c", b"1"), p(b"a", b"2"), d(b"x"), p(b"b", b"3"))
     assert response.succeeded
-    assert response.header.revision == store.current_revision == 2
-    assert {kv.mod_revision for kv in get(store, ALL_KEYS, ALL_KEYS).kvs} == {2}
-    events = list(store.events_between(2, 2))
+    assert response.header.revision == store.current_revision == 3
+    assert {kv.mod_revision for kv in get(store, ALL_KEYS, ALL_KEYS).kvs} == {3}
+    events = list(store.events_between(3, 3))
     assert [(e.type, e.kv.key) for e in events] == [
         (EventType.PUT, b"c"), (EventType.PUT, b"a"), (EventType.DELETE, b"x"),
         (EventType.PUT, b"b"),
@@ -663,35 +699,35 @@ def test_a_read_only_txn_does_not_bump_the_revision() -> None:
     store = _store_with(b"a")
     response = txn(store, r(b"a"), d(b"zzz"), compare=(version_is(b"a", EQ, 1),))
     assert response.succeeded
-    assert response.header.revision == store.current_revision == 1
+    assert response.header.revision == store.current_revision == 2
 
 
 def test_reads_in_a_txn_see_its_earlier_writes_and_history_does_not() -> None:
     store = _store_with(b"a")
-    response = txn(store, r(b"a"), p(b"a", b"new"), r(b"a"), r(b"a", revision=1))
+    response = txn(store, r(b"a"), p(b"a", b"new"), r(b"a"), r(b"a", revision=2))
     before, written, after, historical = response.responses
     assert isinstance(before, RangeResponse) and isinstance(after, RangeResponse)
     assert isinstance(historical, RangeResponse) and isinstance(written, PutResponse)
     assert pairs(before) == [(b"a", b"v-a")]
-    assert before.header.revision == 1
-    assert after.kvs == (KeyValue(key=b"a", create_revision=1, mod_revision=2, version=2,
+    assert before.header.revision == 2
+    assert after.kvs == (KeyValue(key=b"a", create_revision=2, mod_revision=3, version=2,
                                   value=b"new"),)
-    assert after.header.revision == written.header.revision == 2
+    assert after.header.revision == written.header.revision == 3
     assert pairs(historical) == [(b"a", b"v-a")]
 
 
 def test_a_txn_read_of_its_own_future_revision_is_refused() -> None:
     # etcd checks a txn's range revisions against the revision before the txn.
     store = _store_with(b"a")
-    unchanged(store, lambda: txn(store, p(b"b"), r(b"a", revision=2)), FutureRevision)
+    unchanged(store, lambda: txn(store, p(b"b"), r(b"a", revision=3)), FutureRevision)
 
 
 def test_a_txn_read_of_a_compacted_revision_writes_nothing() -> None:
     store = _store_with(b"a", b"b", b"c")
-    store.compact(CompactionRequest(revision=2))
-    unchanged(store, lambda: txn(store, p(b"x"), r(b"a", revision=1)), Compacted)
+    store.compact(CompactionRequest(revision=3))
+    unchanged(store, lambda: txn(store, p(b"x"), r(b"a", revision=2)), Compacted)
     # ... but only on the branch taken.
-    response = txn(store, p(b"x"), failure=(r(b"a", revision=1),))
+    response = txn(store, p(b"x"), failure=(r(b"a", revision=2),))
     assert response.succeeded
 
 
@@ -731,7 +767,7 @@ def test_compare_and_swap_on_mod_revision() -> None:
     (current,) = lost.responses
     assert isinstance(current, RangeResponse)
     assert pairs(current) == [(b"lock", b"mine")]
-    assert store.current_revision == 2
+    assert store.current_revision == 3
 
 
 @pytest.mark.parametrize(
@@ -748,9 +784,11 @@ def test_compare_and_swap_on_mod_revision() -> None:
          False),
         (Compare(key=b"a", range_end=ALL_KEYS, target=CompareTarget.LEASE, result=EQ, value=0),
          True),
-        (Compare(key=b"a", range_end=b"c", target=CompareTarget.CREATE, result=LT, value=3),
+        (Compare(key=b"a", range_end=b"c", target=CompareTarget.CREATE, result=LT, value=4),
          True),
-        (Compare(key=b"b", target=CompareTarget.MOD, result=EQ, value=3), True),
+        (Compare(key=b"a", range_end=b"c", target=CompareTarget.CREATE, result=LT, value=3),
+         False),
+        (Compare(key=b"b", target=CompareTarget.MOD, result=EQ, value=4), True),
         (Compare(key=b"b", target=CompareTarget.VALUE, result=GT, value=b"1"), True),
         (Compare(key=b"b", target=CompareTarget.VALUE, result=GT, value=b"2"), False),
         # An empty range compares against zero values ...
@@ -768,9 +806,9 @@ def test_compare_and_swap_on_mod_revision() -> None:
 )
 def test_compare_rules(compare: Compare, holds: bool) -> None:
     store = new_store()
-    put(store, b"a", b"1")  # rev 1
-    put(store, b"b", b"1")  # rev 2
-    put(store, b"b", b"2")  # rev 3
+    put(store, b"a", b"1")  # rev 2
+    put(store, b"b", b"1")  # rev 3
+    put(store, b"b", b"2")  # rev 4
     assert txn(store, compare=(compare,)).succeeded is holds
 
 
@@ -788,23 +826,23 @@ def test_all_compares_must_hold() -> None:
 def test_compaction_keeps_the_latest_version_and_drops_older_ones() -> None:
     store = new_store()
     for value in (b"1", b"2", b"3"):
-        put(store, b"a", value)               # revs 1-3
-    put(store, b"b", b"gone")                 # rev 4
-    store.delete_range(d(b"b"))               # rev 5
+        put(store, b"a", value)               # revs 2-4
+    put(store, b"b", b"gone")                 # rev 5
+    store.delete_range(d(b"b"))               # rev 6
     assert store.backend.count(KEY_BUCKET) == 5
-    store.compact(CompactionRequest(revision=2))
-    assert store.backend.count(KEY_BUCKET) == 4  # a@1 dropped; a@2 is still visible at 2
-    assert pairs(get(store, b"a", revision=2)) == [(b"a", b"2")]
-    store.compact(CompactionRequest(revision=5))
-    # Only a@3 is left: b's whole generation (put and tombstone) is gone.
+    store.compact(CompactionRequest(revision=3))
+    assert store.backend.count(KEY_BUCKET) == 4  # a@2 dropped; a@3 is still visible at 3
+    assert pairs(get(store, b"a", revision=3)) == [(b"a", b"2")]
+    store.compact(CompactionRequest(revision=6))
+    # Only a@4 is left: b's whole generation (put and tombstone) is gone.
     assert store.backend.count(KEY_BUCKET) == 1
-    assert get(store, b"a", revision=5).kvs == (
-        KeyValue(key=b"a", create_revision=1, mod_revision=3, version=3, value=b"3"),
+    assert get(store, b"a", revision=6).kvs == (
+        KeyValue(key=b"a", create_revision=2, mod_revision=4, version=3, value=b"3"),
     )
-    assert get(store, b"b", revision=5).count == 0
+    assert get(store, b"b", revision=6).count == 0
     store.check_invariants(deep=True)
     put(store, b"b", b"back")
-    assert get(store, b"b").kvs[0].create_revision == 6
+    assert get(store, b"b").kvs[0].create_revision == 7
 
 
 def _replay(store: MvccStore) -> None:
@@ -820,38 +858,38 @@ def test_hash_kv_is_equal_on_replicas_with_different_compaction() -> None:
     plain, compacted = new_store(), new_store()
     _replay(plain)
     _replay(compacted)
-    assert plain.current_revision == compacted.current_revision == 6
-    compacted.compact(CompactionRequest(revision=3))
-    assert compacted.hash_kv() == replace(plain.hash_kv(), compact_revision=3)
-    for at in range(3, 7):
+    assert plain.current_revision == compacted.current_revision == 7
+    compacted.compact(CompactionRequest(revision=4))
+    assert compacted.hash_kv() == replace(plain.hash_kv(), compact_revision=4)
+    for at in range(4, 8):
         assert compacted.hash_kv(at).hash == plain.hash_kv(at).hash
         assert compacted.hash_kv(at).revision == at
-    compacted.compact(CompactionRequest(revision=6))
+    compacted.compact(CompactionRequest(revision=7))
     assert compacted.hash_kv().hash == plain.hash_kv().hash
     # Different data hashes differently (same keys, one value changed).
     put(plain, b"a", b"x")
     put(compacted, b"a", b"y")
     assert compacted.hash_kv().hash != plain.hash_kv().hash
-    # ... and so does a different revision of the same data.
-    assert len({plain.hash_kv(at).hash for at in range(1, 8)}) == 7
+    # ... and so does a different revision of the same data (1: the empty store).
+    assert len({plain.hash_kv(at).hash for at in range(1, 9)}) == 8
 
 
 def test_reopening_a_store_over_its_backend_gives_the_same_reads() -> None:
     backend = MemoryBackend()
     store = MvccStore(backend)
     _replay(store)
-    store.compact(CompactionRequest(revision=3))
+    store.compact(CompactionRequest(revision=4))
     put(store, b"d", b"1")
     reopened = MvccStore(backend)
     reopened.check_invariants(deep=True)
-    assert reopened.current_revision == store.current_revision == 7
-    assert reopened.compact_revision == 3
-    for at in range(3, 8):
+    assert reopened.current_revision == store.current_revision == 8
+    assert reopened.compact_revision == 4
+    for at in range(4, 9):
         request = RangeRequest(key=ALL_KEYS, range_end=ALL_KEYS, revision=at)
         assert reopened.range(request) == store.range(request)
     with pytest.raises(Compacted):
-        reopened.range(RangeRequest(key=b"a", revision=2))
-    assert put(reopened, b"e").header.revision == 8
+        reopened.range(RangeRequest(key=b"a", revision=3))
+    assert put(reopened, b"e").header.revision == 9
 
 
 def test_reopening_after_compacting_away_the_newest_records_keeps_the_revision() -> None:
@@ -859,13 +897,13 @@ def test_reopening_after_compacting_away_the_newest_records_keeps_the_revision()
     store = MvccStore(backend)
     put(store, b"a")
     put(store, b"b")
-    store.delete_range(d(b"a", b"c"))  # rev 3: only tombstones at the top
-    store.compact(CompactionRequest(revision=3))
+    store.delete_range(d(b"a", b"c"))  # rev 4: only tombstones at the top
+    store.compact(CompactionRequest(revision=4))
     assert backend.count(KEY_BUCKET) == 0
     reopened = MvccStore(backend)
-    assert (reopened.current_revision, reopened.compact_revision) == (3, 3)
-    assert put(reopened, b"a").header.revision == 4
-    assert get(reopened, b"a").kvs[0].create_revision == 4
+    assert (reopened.current_revision, reopened.compact_revision) == (4, 4)
+    assert put(reopened, b"a").header.revision == 5
+    assert get(reopened, b"a").kvs[0].create_revision == 5
 
 
 def test_delete_keys_deletes_the_live_ones_in_one_revision() -> None:
@@ -873,11 +911,11 @@ def test_delete_keys_deletes_the_live_ones_in_one_revision() -> None:
     store = new_store(leases=leases)
     for key in (b"a", b"b", b"c"):
         put(store, key, lease=LeaseId(1))
-    assert store.delete_keys([b"a", b"c", b"missing"]) == 4
+    assert store.delete_keys([b"a", b"c", b"missing"]) == 5
     assert keys(get(store, ALL_KEYS, ALL_KEYS)) == [b"b"]
     assert leases.keys[1] == {b"b"}
-    assert store.delete_keys([b"missing"]) == 4  # nothing deleted: no revision
-    assert store.current_revision == 4
+    assert store.delete_keys([b"missing"]) == 5  # nothing deleted: no revision
+    assert store.current_revision == 5
 
 
 def test_events_between_have_etcds_shape() -> None:
@@ -885,15 +923,15 @@ def test_events_between_have_etcds_shape() -> None:
     put(store, b"a", b"1")
     put(store, b"a", b"2")
     store.delete_range(d(b"a"))
-    events = list(store.events_between(1, 3, with_prev=True))
+    events = list(store.events_between(1, 4, with_prev=True))
     assert [e.type for e in events] == [EventType.PUT, EventType.PUT, EventType.DELETE]
     assert events[0].prev_kv is None
     assert events[1].prev_kv == events[0].kv
     # A DELETE holds the key and the deleting revision, every other field zero.
-    assert events[2].kv == KeyValue(key=b"a", create_revision=0, mod_revision=3, version=0,
+    assert events[2].kv == KeyValue(key=b"a", create_revision=0, mod_revision=4, version=0,
                                     value=b"")
     assert events[2].prev_kv == events[1].kv
-    assert list(store.events_between(4, 9)) == []
+    assert list(store.events_between(5, 9)) == []
 
 
 # -- etcd details that once differed ---------------------------------------------------------------
@@ -901,15 +939,15 @@ def test_events_between_have_etcds_shape() -> None:
 
 def test_a_historical_range_reports_the_current_revision_like_etcd() -> None:
     store = _store_with(b"a", b"b")
-    assert get(store, b"a", revision=1).header.revision == 2
-    assert get(store, b"a", b"z", revision=1).header.revision == 2
+    assert get(store, b"a", revision=2).header.revision == 3
+    assert get(store, b"a", b"z", revision=2).header.revision == 3
 
 
 def test_an_empty_delete_after_a_write_in_a_txn_reports_the_txn_revision_like_etcd() -> None:
     store = _store_with(b"a")
     response = txn(store, p(b"b"), d(b"missing"))
-    assert response.header.revision == 2
-    assert response.responses[1].header.revision == 2
+    assert response.header.revision == 3
+    assert response.responses[1].header.revision == 3
 
 
 # -- the per-transaction change limit (max_sub_revisions) ------------------------------------------
@@ -920,7 +958,7 @@ def test_the_change_limit_does_not_carry_over_from_the_previous_write() -> None:
     for key in (b"a", b"b", b"c"):
         put(store, key)
     assert store.delete_range(d(b"a", ALL_KEYS)).deleted == 3
-    assert txn(store, p(b"x")).header.revision == 5
+    assert txn(store, p(b"x")).header.revision == 6
 
 
 def test_a_txn_over_the_change_limit_writes_nothing() -> None:
@@ -938,6 +976,6 @@ def test_a_txn_within_the_change_limit_is_applied() -> None:
     put(store, b"c")
     txn(store)
     response = txn(store, nested((p(b"a"), p(b"b"))), nested((d(b"a", ALL_KEYS),)))
-    assert response.header.revision == 2
+    assert response.header.revision == 3
     assert get(store, ALL_KEYS, ALL_KEYS).count == 0
-    assert len(list(store.events_between(2, 2))) == 5
+    assert len(list(store.events_between(3, 3))) == 5

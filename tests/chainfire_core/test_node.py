@@ -53,10 +53,10 @@ def ok(response: object) -> object:
 def test_writes_through_leader_and_follower_are_applied_everywhere() -> None:
     cluster = Cluster(3)
     leader = cluster.elect()
-    assert ok(cluster.request(leader, PutRequest(key=b"a", value=b"1"))).header.revision == 1
-    assert ok(cluster.request(N3, PutRequest(key=b"b", value=b"2"))).header.revision == 2
+    assert ok(cluster.request(leader, PutRequest(key=b"a", value=b"1"))).header.revision == 2
+    assert ok(cluster.request(N3, PutRequest(key=b"b", value=b"2"))).header.revision == 3
     for node in cluster.nodes.values():
-        assert node.sm.revision == 2
+        assert node.sm.revision == 3
         node.check_invariants()
 
 
@@ -109,8 +109,8 @@ def test_read_only_txn_is_served_as_a_read_without_a_revision() -> None:
     cluster.elect(N1)
     ok(cluster.request(N1, PutRequest(key=b"k", value=b"v")))
     txn = ok(cluster.request(N2, TxnRequest(success=(RangeRequest(key=b"k"),))))
-    assert txn.succeeded and txn.header.revision == 1
-    assert all(node.sm.revision == 1 for node in cluster.nodes.values())
+    assert txn.succeeded and txn.header.revision == 2
+    assert all(node.sm.revision == 2 for node in cluster.nodes.values())
 
 
 def test_lease_expires_through_the_leader_and_deletes_keys_everywhere() -> None:
@@ -247,7 +247,7 @@ def test_lagging_follower_catches_up_from_a_snapshot() -> None:
     assert cluster.storages[N1].first_index() > 2, "the leader compacted its log"
     cluster.heal()
     cluster.tick(5)
-    assert cluster.nodes[N3].sm.revision == 60
+    assert cluster.nodes[N3].sm.revision == 61
     assert cluster.nodes[N3].sm.store.hash_kv() == cluster.nodes[N1].sm.store.hash_kv()
     for node in cluster.nodes.values():
         node.check_invariants()
@@ -260,7 +260,7 @@ def test_restarted_node_rebuilds_its_state_from_storage() -> None:
         ok(cluster.request(N1, PutRequest(key=b"k%d" % number, value=b"v")))
     cluster.restart(N2)
     cluster.tick(3)
-    assert cluster.nodes[N2].sm.revision == 5
+    assert cluster.nodes[N2].sm.revision == 6
 
 
 def test_status_reports_leader_and_indexes() -> None:
@@ -269,7 +269,7 @@ def test_status_reports_leader_and_indexes() -> None:
     ok(cluster.request(N1, PutRequest(key=b"k", value=b"v")))
     status = ok(cluster.request(N2, StatusRequest()))
     assert status.leader == N1 and status.member_id == N2
-    assert status.revision == 1 and status.keys_total == 1
+    assert status.revision == 2 and status.keys_total == 1
     assert status.raft_applied_index == status.raft_index
 
 
@@ -297,7 +297,7 @@ def test_a_refused_command_still_takes_its_log_index() -> None:
     ok(cluster.request(N1, PutRequest(key=b"k", value=b"after")))
     for node in cluster.nodes.values():
         node.check_invariants()
-        assert node.sm.revision == 4
+        assert node.sm.revision == 5
 
 
 def test_a_member_added_with_an_empty_disk_catches_up() -> None:
@@ -315,7 +315,7 @@ def test_a_member_added_with_an_empty_disk_catches_up() -> None:
     ok(cluster.request(N1, MemberAddRequest(peer_urls=("http://n4:2380",), is_learner=True)))
     cluster.tick(5)
     learner = cluster.nodes[n4]
-    assert learner.sm.revision == 5
+    assert learner.sm.revision == 6
     assert learner.raw.raft.tracker.conf_state().learners == (n4,)
     ok(cluster.request(N1, MemberPromoteRequest(id=n4)))
     cluster.tick(2)

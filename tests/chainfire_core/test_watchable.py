@@ -125,7 +125,7 @@ def test_created_response_comes_first_with_the_current_revision() -> None:
     put(store, b"a")
     wid = watch(ws, b"a")
     first = ws.poll(10)
-    assert first == (WatchResponse(watch_id=wid, revision=Revision(1), created=True),)
+    assert first == (WatchResponse(watch_id=wid, revision=Revision(2), created=True),)
     assert ws.is_synced(wid) and not ws.has_pending()
 
 
@@ -140,10 +140,10 @@ def test_future_watch_sees_puts_and_deletes_in_order() -> None:
     got = drain(ws)
     assert got[0].created
     assert summary(events(got, wid)) == [
-        ("PUT", b"a", 2), ("DELETE", b"a", 4), ("PUT", b"a", 5)
+        ("PUT", b"a", 3), ("DELETE", b"a", 5), ("PUT", b"a", 6)
     ]
-    assert [r.revision for r in got[1:]] == [2, 4, 5]
-    assert events(got, wid) == [e for e in history(store, 2) if e.kv.key == b"a"]
+    assert [r.revision for r in got[1:]] == [3, 5, 6]
+    assert events(got, wid) == [e for e in history(store, 3) if e.kv.key == b"a"]
 
 
 def test_a_transaction_is_one_response() -> None:
@@ -151,7 +151,7 @@ def test_a_transaction_is_one_response() -> None:
     wid = watch(ws, b"k", range_end=b"l")
     put_many(store, b"k1", b"k2", b"k3")
     got = of(drain(ws), wid)
-    assert len(got) == 2 and got[1].revision == 1
+    assert len(got) == 2 and got[1].revision == 2
     assert [e.kv.key for e in got[1].events] == [b"k1", b"k2", b"k3"]
 
 
@@ -164,9 +164,10 @@ def test_filters_drop_puts_or_deletes() -> None:
     delete(store, b"a")
     put(store, b"a")
     got = drain(ws)
-    assert summary(events(got, no_put)) == [("DELETE", b"a", 2)]
-    assert summary(events(got, no_delete)) == [("PUT", b"a", 1), ("PUT", b"a", 3)]
-    assert of(got, both) == [WatchResponse(watch_id=both, revision=Revision(0), created=True)]
+    assert summary(events(got, no_put)) == [("DELETE", b"a", 3)]
+    assert summary(events(got, no_delete)) == [("PUT", b"a", 2), ("PUT", b"a", 4)]
+    # Created on the empty store: its revision is 1, as etcd's.
+    assert of(got, both) == [WatchResponse(watch_id=both, revision=Revision(1), created=True)]
 
 
 def test_prev_kv_live_and_historical() -> None:
@@ -182,7 +183,7 @@ def test_prev_kv_live_and_historical() -> None:
     assert events(got, live) == with_prev[1:]
     assert events(got, replay) == with_prev
     assert [e.prev_kv.value for e in with_prev[1:] if e.prev_kv] == [b"1", b"2"]
-    assert events(got, plain) == history(store, 2)
+    assert events(got, plain) == history(store, 3)
     assert all(e.prev_kv is None for e in events(got, plain))
 
 
@@ -210,11 +211,26 @@ def test_range_and_prefix_watches(key: bytes, range_end: bytes, expected: list[b
 
 def test_future_start_revision_skips_earlier_events() -> None:
     store, ws = make()
-    wid = watch(ws, b"a", start_revision=3)
-    assert ws.is_synced(wid) and ws.next_revision(wid) == 3
-    for value in (b"1", b"2", b"3", b"4"):
+    wid = watch(ws, b"a", start_revision=4)
+    assert ws.is_synced(wid) and ws.next_revision(wid) == 4
+    for value in (b"1", b"2", b"3", b"4"):  # revisions 2 to 5
         put(store, b"a", value)
     assert [e.kv.value for e in events(drain(ws), wid)] == [b"3", b"4"]
+
+
+def test_watches_from_revision_zero_or_one_of_an_empty_store() -> None:
+    # etcd: an empty store is at revision 1 with nothing stored there; a watch
+    # from 0 starts at the next revision, one from 1 replays from revision 1
+    # (nothing) and is then synced; both see the first write (revision 2).
+    store, ws = make()
+    now = watch(ws, b"a")
+    from_one = watch(ws, b"a", start_revision=1)
+    assert ws.next_revision(now) == 2 and ws.is_synced(now)
+    assert drain(ws)[0] == WatchResponse(watch_id=now, revision=Revision(1), created=True)
+    assert ws.is_synced(from_one) and not ws.has_pending()
+    put(store, b"a")
+    got = drain(ws)
+    assert summary(events(got, now)) == summary(events(got, from_one)) == [("PUT", b"a", 2)]
 
 
 def test_no_watchers_cost_nothing_on_writes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,19 +267,19 @@ def test_historical_replay_equals_store_history() -> None:
     assert events(drain(ws), wid) == history(store, store.current_revision)
 
 
-@pytest.mark.parametrize("start", [1, 3, 4])
+@pytest.mark.parametrize("start", [1, 2, 4, 5])
 def test_compacted_start_is_canceled_with_the_compact_revision(start: int) -> None:
     store, ws = make()
-    for i in range(6):
+    for i in range(6):  # revisions 2 to 7
         put(store, b"a", b"%d" % i)
-    compact(store, 4)
+    compact(store, 5)
     wid = watch(ws, b"a", start_revision=start)
     assert ws.watcher_count == 0
     got = drain(ws)
     assert got[0].created
     assert got[1:] == [
         WatchResponse(
-            watch_id=wid, revision=Revision(6), canceled=True, compact_revision=Revision(4),
+            watch_id=wid, revision=Revision(7), canceled=True, compact_revision=Revision(5),
             cancel_reason="etcdserver: mvcc: required revision has been compacted",
         )
     ]
@@ -290,7 +306,7 @@ def test_slow_watcher_catches_up_without_gaps_or_duplicates() -> None:
     for i in range(5):
         put(store, b"k%d" % (i % 2), b"%d" % i)
     put_many(store, b"k1", b"k2", b"k3")  # larger than the buffer: travels alone
-    assert not ws.is_synced(slow) and ws.next_revision(slow) == 3
+    assert not ws.is_synced(slow) and ws.next_revision(slow) == 4
     ws.check_invariants()
     for i in range(5):
         put(store, b"k%d" % (i % 3), b"x%d" % i)
@@ -300,7 +316,7 @@ def test_slow_watcher_catches_up_without_gaps_or_duplicates() -> None:
     assert events(delivered, slow) == history(store, 1)
     assert events(delivered, other) == [e for e in history(store, 1) if e.kv.key == b"k1"]
     assert ws.is_synced(slow)
-    txn_responses = [r for r in of(delivered, slow) if r.revision == 6]
+    txn_responses = [r for r in of(delivered, slow) if r.revision == 7]
     assert [len(r.events) for r in txn_responses] == [3]
 
 
@@ -310,10 +326,10 @@ def test_slow_watcher_survives_compaction_below_its_position() -> None:
     for i in range(6):
         put(store, b"a", b"%d" % i)
     full = history(store, 1)
-    assert not ws.is_synced(wid) and ws.next_revision(wid) == 2
-    got = list(ws.poll(100)) + list(ws.poll(100))  # revisions 1 and 2 handed out
-    assert ws.next_revision(wid) == 3
-    compact(store, 2)  # below what it still needs
+    assert not ws.is_synced(wid) and ws.next_revision(wid) == 3
+    got = list(ws.poll(100)) + list(ws.poll(100))  # revisions 2 and 3 handed out
+    assert ws.next_revision(wid) == 4
+    compact(store, 3)  # below what it still needs
     got += drain(ws)
     assert events(got, wid) == full
     assert not any(r.canceled for r in got)
@@ -348,7 +364,8 @@ def test_catch_up_respects_the_scan_batch() -> None:
     while not ws.is_synced(wid):
         ws.poll(10)
         nexts.append(ws.next_revision(wid))
-    assert nexts == [4, 7, 10, 12]
+    # Batches of 3 events from revision 1 (the empty store's: none) to 12.
+    assert nexts == [5, 8, 11, 13]
 
 
 # -- cancel, ids, limits ---------------------------------------------------------
@@ -426,7 +443,7 @@ def test_request_progress_for_an_idle_synced_watcher() -> None:
     ws.poll(10)
     ws.request_progress()
     (progress,) = ws.poll(10)
-    assert progress == WatchResponse(watch_id=wid, revision=Revision(1))
+    assert progress == WatchResponse(watch_id=wid, revision=Revision(2))
     assert progress.is_progress_notify
 
 
@@ -442,7 +459,7 @@ def test_progress_never_runs_ahead_of_delivered_events() -> None:
             assert response.watch_id == wid
             if response.is_progress_notify:
                 assert all(e.kv.mod_revision <= response.revision for e in seen)
-                assert len(seen) == 4 and response.revision == 4
+                assert len(seen) == 4 and response.revision == 5
             seen.extend(response.events)
     assert len(seen) == 4
 

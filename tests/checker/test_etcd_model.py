@@ -114,19 +114,21 @@ def test_roles_follow_the_output() -> None:
 
 def test_put_range_delete_revisions_and_versions() -> None:
     store = MutableStore(track_leases=True)
-    assert serve(store, put("a", "1")) == {"revision": 1}
-    assert serve(store, put("a", "2")) == {"revision": 2}
-    assert serve(store, put("b", "x")) == {"revision": 3}
-    assert serve(store, get("a", ALL_KEYS))["kvs"] == [["a", "2", 2, 1, 2, 0],
-                                                       ["b", "x", 3, 3, 1, 0]]
-    assert serve(store, {"f": "delete", "key": "c"}) == {"revision": 3, "deleted": 0}
+    assert serve(store, put("a", "1")) == {"revision": 2}
+    assert serve(store, put("a", "2")) == {"revision": 3}
+    assert serve(store, put("b", "x")) == {"revision": 4}
+    assert serve(store, get("a", ALL_KEYS))["kvs"] == [["a", "2", 3, 2, 2, 0],
+                                                       ["b", "x", 4, 4, 1, 0]]
+    assert serve(store, {"f": "delete", "key": "c"}) == {"revision": 4, "deleted": 0}
     assert serve(store, {"f": "delete", "key": "a", "range_end": "z", "prev_kv": True}) == \
-        {"revision": 4, "deleted": 2, "prev_kvs": [["a", "2", 2, 1, 2, 0],
-                                                  ["b", "x", 3, 3, 1, 0]]}
-    assert serve(store, put("a", "3")) == {"revision": 5}
-    assert serve(store, get("a"))["kvs"] == [["a", "3", 5, 5, 1, 0]]  # a new generation
-    assert serve(store, {"f": "range", "key": "a", "revision": 2})["kvs"] == \
-        [["a", "2", 2, 1, 2, 0]]
+        {"revision": 5, "deleted": 2, "prev_kvs": [["a", "2", 3, 2, 2, 0],
+                                                  ["b", "x", 4, 4, 1, 0]]}
+    assert serve(store, put("a", "3")) == {"revision": 6}
+    assert serve(store, get("a"))["kvs"] == [["a", "3", 6, 6, 1, 0]]  # a new generation
+    assert serve(store, {"f": "range", "key": "a", "revision": 3})["kvs"] == \
+        [["a", "2", 3, 2, 2, 0]]
+    # The empty store's revision 1 is readable, and empty.
+    assert serve(store, {"f": "range", "key": "a", "revision": 1})["kvs"] == []
     limited = serve(store, {"f": "range", "key": "a", "range_end": ALL_KEYS, "limit": 1})
     assert limited["count"] == 1 and limited["more"] is False
 
@@ -142,20 +144,20 @@ def test_txn_compares_see_the_state_before_and_reads_see_the_branch() -> None:
                         "success": [put("b", "nested")], "failure": []}],
            "failure": []}
     response = serve(store, txn)
-    assert response["revision"] == 2 and response["succeeded"] is True
-    assert response["responses"][1]["kvs"] == [["a", "2", 2, 1, 2, 0]]
+    assert response["revision"] == 3 and response["succeeded"] is True
+    assert response["responses"][1]["kvs"] == [["a", "2", 3, 2, 2, 0]]
     assert response["responses"][2]["succeeded"] is True  # nested compare: state before
     assert serve(store, get("b"))["kvs"][0][1] == "nested"
     read_only = {"f": "txn", "compare": [{"key": "zz", "target": "value", "result": "=",
                                           "value": ""}],
                  "success": [put("c", "no")], "failure": [get("a")]}
     response = serve(store, read_only)
-    assert response["succeeded"] is False and response["revision"] == 2  # missing key: VALUE fails
+    assert response["succeeded"] is False and response["revision"] == 3  # missing key: VALUE fails
 
 
 @pytest.mark.parametrize(("target", "result", "value", "holds"), [
     ("version", "=", 2, True), ("version", ">", 1, True), ("version", "<", 2, False),
-    ("create", "=", 1, True), ("mod", "!=", 2, False), ("value", ">", "a", True),
+    ("create", "=", 2, True), ("mod", "!=", 3, False), ("value", ">", "a", True),
     ("lease", "=", 0, True),
 ])
 def test_compare_targets(target: str, result: str, value: Any, holds: bool) -> None:
@@ -175,7 +177,7 @@ def test_leases_attach_and_revoke_deletes_in_one_revision() -> None:
     serve(store, put("b", "2", lease))
     assert serve(store, put("c", "3", 99)) == {"error": "lease_not_found"}
     assert serve(store, {"f": "lease_ttl", "id": lease, "keys": True})["keys"] == ["a", "b"]
-    assert serve(store, {"f": "lease_revoke", "id": lease}) == {"revision": 3}
+    assert serve(store, {"f": "lease_revoke", "id": lease}) == {"revision": 4}
     assert serve(store, get("a", ALL_KEYS))["kvs"] == []
     with pytest.raises(LeaseNotFound):
         execute(LeaseRevoke(id=lease), store)
@@ -195,64 +197,64 @@ def test_response_mismatch_checks_what_is_recorded() -> None:
 
 def test_model_accepts_a_correct_sequence_and_checks_revisions() -> None:
     model = EtcdModel()
-    ok, _ = run(model, [(put("a", "1"), {"revision": 1}),
-                        (get("a"), {"revision": 1, "kvs": [["a", "1", 1]]}),
-                        (put("a", "2"), {"revision": 2})])
+    ok, _ = run(model, [(put("a", "1"), {"revision": 2}),
+                        (get("a"), {"revision": 2, "kvs": [["a", "1", 2]]}),
+                        (put("a", "2"), {"revision": 3})])
     assert ok
-    assert not run(model, [(put("a", "1"), {"revision": 2})])[0]  # skipped a revision
-    assert not run(model, [(put("a", "1"), {"revision": 1}),
-                           (get("a"), {"revision": 1, "kvs": []})])[0]  # stale read
-    assert not run(model, [(put("a", "1"), {"revision": 1}),
-                           (get("a"), {"revision": 0, "kvs": []})])[0]  # revision going back
+    assert not run(model, [(put("a", "1"), {"revision": 3})])[0]  # skipped a revision
+    assert not run(model, [(put("a", "1"), {"revision": 2}),
+                           (get("a"), {"revision": 2, "kvs": []})])[0]  # stale read
+    assert not run(model, [(put("a", "1"), {"revision": 2}),
+                           (get("a"), {"revision": 1, "kvs": []})])[0]  # revision going back
 
 
 def test_model_lets_a_lease_expire_when_a_revision_needs_it() -> None:
     model = EtcdModel()
-    steps = [({"f": "lease_grant", "ttl_s": 5}, {"revision": 0, "id": 7, "ttl_s": 5}),
-             (put("a", "1", 7), {"revision": 1}),
-             (get("a"), {"revision": 2, "kvs": []})]  # revision 2: the lease expired
+    steps = [({"f": "lease_grant", "ttl_s": 5}, {"revision": 1, "id": 7, "ttl_s": 5}),
+             (put("a", "1", 7), {"revision": 2}),
+             (get("a"), {"revision": 3, "kvs": []})]  # revision 3: the lease expired
     ok, state = run(model, steps)
     assert ok and all(7 not in s.leases for s in state)
     # with nothing attached to a lease, no revision can appear out of nowhere
-    assert not run(model, [(put("a", "1"), {"revision": 1}),
-                           (get("a"), {"revision": 2, "kvs": []})])[0]
+    assert not run(model, [(put("a", "1"), {"revision": 2}),
+                           (get("a"), {"revision": 3, "kvs": []})])[0]
     # a keyless lease may vanish silently: a keepalive that finds it gone is fine
-    assert run(model, [({"f": "lease_grant", "ttl_s": 5}, {"revision": 0, "id": 3, "ttl_s": 5}),
+    assert run(model, [({"f": "lease_grant", "ttl_s": 5}, {"revision": 1, "id": 3, "ttl_s": 5}),
                        ({"f": "lease_keepalive", "id": 3}, {"error": "lease_not_found"})])[0]
 
 
 def test_model_unknown_outcomes_may_or_may_not_happen() -> None:
     model = EtcdModel()
-    for seen in ([], [["a", "1", 1]]):
-        revision = 1 if seen else 0
+    for seen in ([], [["a", "1", 2]]):
+        revision = 2 if seen else 1
         ok, _ = run(model, [(put("a", "1"), None), (get("a"), {"revision": revision,
                                                                "kvs": seen})])
         assert ok
     assert run(model, [(put("a", "1"), {"error": "not_leader"}),
-                       (get("a"), {"revision": 0, "kvs": []})])[0]
+                       (get("a"), {"revision": 1, "kvs": []})])[0]
     assert not run(model, [(put("a", "1"), {"error": "not_leader"}),
-                           (get("a"), {"revision": 1, "kvs": [["a", "1", 1]]})])[0]
+                           (get("a"), {"revision": 2, "kvs": [["a", "1", 2]]})])[0]
 
 
 def test_model_historical_and_serializable_reads() -> None:
     model = EtcdModel()
-    base = [(put("a", "1"), {"revision": 1}), (put("a", "2"), {"revision": 2})]
-    old = {"f": "range", "key": "a", "revision": 1}
-    assert run(model, [*base, (old, {"revision": 1, "kvs": [["a", "1", 1]]})])[0]
-    assert run(model, [*base, (old, {"revision": 2, "kvs": [["a", "1", 1]]})])[0]
-    assert not run(model, [*base, (old, {"revision": 2, "kvs": [["a", "2", 2]]})])[0]
+    base = [(put("a", "1"), {"revision": 2}), (put("a", "2"), {"revision": 3})]
+    old = {"f": "range", "key": "a", "revision": 2}
+    assert run(model, [*base, (old, {"revision": 2, "kvs": [["a", "1", 2]]})])[0]
+    assert run(model, [*base, (old, {"revision": 3, "kvs": [["a", "1", 2]]})])[0]
+    assert not run(model, [*base, (old, {"revision": 3, "kvs": [["a", "2", 3]]})])[0]
     weak = {"f": "range", "key": "a", "serializable": True}
-    assert run(model, [*base, (weak, {"revision": 1, "kvs": [["a", "1", 1]]})])[0]
-    assert not run(model, [*base, (weak, {"revision": 1, "kvs": [["a", "2", 2]]})])[0]
+    assert run(model, [*base, (weak, {"revision": 2, "kvs": [["a", "1", 2]]})])[0]
+    assert not run(model, [*base, (weak, {"revision": 2, "kvs": [["a", "2", 3]]})])[0]
 
 
 def test_model_partition_and_descriptions() -> None:
     model = EtcdModel()
-    ops = [Operation(id=1, client=0, input=put("a", "1"), call=0, output={"revision": 1},
+    ops = [Operation(id=1, client=0, input=put("a", "1"), call=0, output={"revision": 2},
                      return_time=1)]
     assert model.partition(ops) == [("etcd", ops)]
-    assert describe_operation(put("a", "1"), {"revision": 1}) == "put a='1' -> r1"
-    assert "revision 0" in model.describe_state(model.init())
+    assert describe_operation(put("a", "1"), {"revision": 2}) == "put a='1' -> r2"
+    assert "revision 1" in model.describe_state(model.init())
     assert EtcdState.empty() == EtcdState.empty() and hash(EtcdState.empty()) == \
         hash(EtcdState.empty())
 

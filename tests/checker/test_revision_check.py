@@ -49,10 +49,10 @@ def illegal(history: list[Operation], **options: Any) -> tuple[tuple[int, ...], 
 
 
 def test_sequential_history_is_ok_with_a_full_linearization() -> None:
-    history = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-               op(2, get("a"), {"revision": 1, "kvs": [["a", "1", 1]]}, 2, 3),
-               op(3, put("b", "2"), {"revision": 2}, 4, 5),
-               op(4, get("a", ALL_KEYS), {"revision": 2, "kvs": [["a", "1", 1], ["b", "2", 2]]},
+    history = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+               op(2, get("a"), {"revision": 2, "kvs": [["a", "1", 2]]}, 2, 3),
+               op(3, put("b", "2"), {"revision": 3}, 4, 5),
+               op(4, get("a", ALL_KEYS), {"revision": 3, "kvs": [["a", "1", 2], ["b", "2", 3]]},
                   6, 7)]
     result = check_etcd_history(history)
     assert result.verdict == Verdict.OK and result.model == "etcd"
@@ -60,31 +60,31 @@ def test_sequential_history_is_ok_with_a_full_linearization() -> None:
 
 
 def test_concurrent_reads_may_see_either_side_of_a_write() -> None:
-    history = [op(1, put("a", "1"), {"revision": 1}, 0, 10),
-               op(2, get("a"), {"revision": 0, "kvs": []}, 1, 9),
-               op(3, get("a"), {"revision": 1, "kvs": [["a", "1", 1]]}, 2, 8)]
+    history = [op(1, put("a", "1"), {"revision": 2}, 0, 10),
+               op(2, get("a"), {"revision": 1, "kvs": []}, 1, 9),
+               op(3, get("a"), {"revision": 2, "kvs": [["a", "1", 2]]}, 2, 8)]
     assert verdict(history) == Verdict.OK
 
 
 def test_frozen_histories_are_accepted() -> None:
-    history = [op(1, freeze(put("a", "1")), freeze({"revision": 1}), 0, 1),
-               op(2, freeze(get("a")), freeze({"revision": 1, "kvs": [["a", "1", 1]]}), 2, 3)]
+    history = [op(1, freeze(put("a", "1")), freeze({"revision": 2}), 0, 1),
+               op(2, freeze(get("a")), freeze({"revision": 2, "kvs": [["a", "1", 2]]}), 2, 3)]
     assert verdict(history) == Verdict.OK
 
 
 def test_stale_read_is_illegal_and_names_the_read_and_the_write() -> None:
-    history = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-               op(2, put("a", "2"), {"revision": 2}, 2, 3),
-               op(3, get("a"), {"revision": 1, "kvs": [["a", "1", 1]]}, 4, 5)]
+    history = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+               op(2, put("a", "2"), {"revision": 3}, 2, 3),
+               op(3, get("a"), {"revision": 2, "kvs": [["a", "1", 2]]}, 4, 5)]
     explanation, reason = illegal(history)
     assert set(explanation) == {2, 3}
     assert "real time" in reason
 
 
 def test_read_with_current_revision_but_old_value_is_illegal() -> None:
-    history = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-               op(2, put("a", "2"), {"revision": 2}, 2, 3),
-               op(3, get("a"), {"revision": 2, "kvs": [["a", "1", 1]]}, 4, 5)]
+    history = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+               op(2, put("a", "2"), {"revision": 3}, 2, 3),
+               op(3, get("a"), {"revision": 3, "kvs": [["a", "1", 2]]}, 4, 5)]
     explanation, _ = illegal(history)
     assert 3 in explanation
     result = check_etcd_history(history)
@@ -92,30 +92,30 @@ def test_read_with_current_revision_but_old_value_is_illegal() -> None:
 
 
 def test_lost_write_is_illegal() -> None:
-    history = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-               op(2, put("b", "1"), {"revision": 2}, 2, 3),
-               op(3, get("a", ALL_KEYS), {"revision": 2, "kvs": [["b", "1", 2]]}, 4, 5)]
+    history = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+               op(2, put("b", "1"), {"revision": 3}, 2, 3),
+               op(3, get("a", ALL_KEYS), {"revision": 3, "kvs": [["b", "1", 3]]}, 4, 5)]
     explanation, _ = illegal(history)
     assert 3 in explanation and 1 in explanation
 
 
 def test_two_writes_claiming_one_revision_are_illegal() -> None:
-    history = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-               op(2, put("b", "1"), {"revision": 1}, 0, 1)]
+    history = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+               op(2, put("b", "1"), {"revision": 2}, 0, 1)]
     explanation, reason = illegal(history)
     assert set(explanation) == {1, 2} and "claim" in reason
 
 
 def test_revision_order_against_real_time_is_illegal() -> None:
-    history = [op(1, put("a", "1"), {"revision": 2}, 0, 1),   # returned first ...
-               op(2, put("b", "1"), {"revision": 1}, 2, 3)]   # ... yet a lower revision
+    history = [op(1, put("a", "1"), {"revision": 3}, 0, 1),   # returned first ...
+               op(2, put("b", "1"), {"revision": 2}, 2, 3)]   # ... yet a lower revision
     explanation, _ = illegal(history)
     assert set(explanation) == {1, 2}
 
 
 def test_read_from_the_future_is_illegal() -> None:
-    history = [op(1, get("a"), {"revision": 1, "kvs": [["a", "1", 1]]}, 0, 1),
-               op(2, put("a", "1"), {"revision": 1}, 2, 3)]
+    history = [op(1, get("a"), {"revision": 2, "kvs": [["a", "1", 2]]}, 0, 1),
+               op(2, put("a", "1"), {"revision": 2}, 2, 3)]
     explanation, _ = illegal(history)
     assert set(explanation) == {1, 2}
 
@@ -123,33 +123,33 @@ def test_read_from_the_future_is_illegal() -> None:
 def test_wrong_txn_branch_is_illegal() -> None:
     cas = {"f": "txn", "compare": [{"key": "a", "target": "value", "result": "=", "value": "1"}],
            "success": [put("a", "2")], "failure": [get("a")]}
-    ok = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-          op(2, cas, {"revision": 2, "succeeded": True, "responses": [{"revision": 2}]}, 2, 3)]
+    ok = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+          op(2, cas, {"revision": 3, "succeeded": True, "responses": [{"revision": 3}]}, 2, 3)]
     assert verdict(ok) == Verdict.OK
-    wrong = [op(1, put("a", "0"), {"revision": 1}, 0, 1),
-             op(2, cas, {"revision": 2, "succeeded": True, "responses": [{"revision": 2}]}, 2, 3)]
+    wrong = [op(1, put("a", "0"), {"revision": 2}, 0, 1),
+             op(2, cas, {"revision": 3, "succeeded": True, "responses": [{"revision": 3}]}, 2, 3)]
     explanation, reason = illegal(wrong)
-    assert 2 in explanation and "revision 1" in reason
-    failed = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-              op(2, cas, {"revision": 1, "succeeded": False,
-                          "responses": [{"kvs": [["a", "1", 1]]}]}, 2, 3)]
+    assert 2 in explanation and "revision 2" in reason
+    failed = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+              op(2, cas, {"revision": 2, "succeeded": False,
+                          "responses": [{"kvs": [["a", "1", 2]]}]}, 2, 3)]
     assert verdict(failed) == Verdict.ILLEGAL
 
 
 def test_multi_key_txn_joins_keys_in_one_revision() -> None:
     txn = {"f": "txn", "compare": [], "success": [put("a", "1"), put("b", "1")], "failure": []}
-    history = [op(1, txn, {"revision": 1, "succeeded": True, "responses": [{}, {}]}, 0, 1),
-               op(2, get("a", ALL_KEYS), {"revision": 1, "kvs": [["a", "1", 1, 1, 1, 0],
-                                                                ["b", "1", 1, 1, 1, 0]]}, 2, 3)]
+    history = [op(1, txn, {"revision": 2, "succeeded": True, "responses": [{}, {}]}, 0, 1),
+               op(2, get("a", ALL_KEYS), {"revision": 2, "kvs": [["a", "1", 2, 2, 1, 0],
+                                                                ["b", "1", 2, 2, 1, 0]]}, 2, 3)]
     assert verdict(history) == Verdict.OK
-    half = [history[0], op(2, get("a", ALL_KEYS), {"revision": 1, "kvs": [["a", "1", 1]]}, 2, 3)]
+    half = [history[0], op(2, get("a", ALL_KEYS), {"revision": 2, "kvs": [["a", "1", 2]]}, 2, 3)]
     assert verdict(half) == Verdict.ILLEGAL
 
 
 def test_unknown_write_fills_a_gap() -> None:
     history = [unknown(1, put("a", "x"), 0),
-               op(2, put("b", "1"), {"revision": 2}, 1, 2),
-               op(3, get("a"), {"revision": 2, "kvs": [["a", "x", 1]]}, 3, 4)]
+               op(2, put("b", "1"), {"revision": 3}, 1, 2),
+               op(3, get("a"), {"revision": 3, "kvs": [["a", "x", 2]]}, 3, 4)]
     result = check_etcd_history(history)
     assert result.verdict == Verdict.OK
     assert result.partitions[0].linearization[:2] == (1, 2)
@@ -157,89 +157,89 @@ def test_unknown_write_fills_a_gap() -> None:
 
 def test_unknown_write_that_never_happened_is_ok() -> None:
     history = [unknown(1, put("a", "x"), 0),
-               op(2, get("a"), {"revision": 0, "kvs": []}, 5, 6)]
+               op(2, get("a"), {"revision": 1, "kvs": []}, 5, 6)]
     assert verdict(history) == Verdict.OK
 
 
 def test_gap_without_a_filler_is_illegal() -> None:
-    history = [op(1, put("a", "1"), {"revision": 2}, 0, 1)]
+    history = [op(1, put("a", "1"), {"revision": 3}, 0, 1)]
     _, reason = illegal(history)
-    assert "revision 1" in reason
-    called_too_late = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+    assert "revision 2 was created by no acknowledged write" in reason
+    called_too_late = [op(1, put("a", "1"), {"revision": 3}, 0, 1),
                        unknown(2, put("b", "1"), 5)]
     assert verdict(called_too_late) == Verdict.ILLEGAL
 
 
 def test_gap_filled_by_a_value_no_write_has_is_illegal() -> None:
     history = [unknown(1, put("a", "x"), 0),
-               op(2, get("a"), {"revision": 1, "kvs": [["a", "y", 1]]}, 1, 2)]
+               op(2, get("a"), {"revision": 2, "kvs": [["a", "y", 2]]}, 1, 2)]
     explanation, _ = illegal(history)
     assert explanation == (2,)
 
 
 def test_failed_write_must_not_take_effect() -> None:
     history = [op(1, put("a", "x"), {"error": "not_leader"}, 0, 1),
-               op(2, get("a"), {"revision": 1, "kvs": [["a", "x", 1]]}, 2, 3)]
+               op(2, get("a"), {"revision": 2, "kvs": [["a", "x", 2]]}, 2, 3)]
     assert verdict(history) == Verdict.ILLEGAL
 
 
 def test_lease_expiry_fills_a_gap() -> None:
-    history = [op(1, {"f": "lease_grant", "ttl_s": 1}, {"revision": 0, "id": 5, "ttl_s": 1}, 0, 1),
-               op(2, put("a", "1", 5), {"revision": 1}, 2, 3),
-               op(3, get("a"), {"revision": 2, "kvs": []}, 10, 11)]
+    history = [op(1, {"f": "lease_grant", "ttl_s": 1}, {"revision": 1, "id": 5, "ttl_s": 1}, 0, 1),
+               op(2, put("a", "1", 5), {"revision": 2}, 2, 3),
+               op(3, get("a"), {"revision": 3, "kvs": []}, 10, 11)]
     analysis = analyze_etcd_history(history)
     assert analysis.result.verdict == Verdict.OK
-    assert analysis.creators[2] == "expire:5"
-    assert analysis.changes[2] == (("a", None),)
+    assert analysis.creators[3] == "expire:5"
+    assert analysis.changes[3] == (("a", None),)
 
 
 def test_lease_revoke_either_creates_or_observes() -> None:
-    grant = op(1, {"f": "lease_grant", "ttl_s": 9}, {"revision": 0, "id": 5, "ttl_s": 9}, 0, 1)
-    with_keys = [grant, op(2, put("a", "1", 5), {"revision": 1}, 2, 3),
-                 op(3, {"f": "lease_revoke", "id": 5}, {"revision": 2}, 4, 5),
-                 op(4, get("a"), {"revision": 2, "kvs": []}, 6, 7)]
+    grant = op(1, {"f": "lease_grant", "ttl_s": 9}, {"revision": 1, "id": 5, "ttl_s": 9}, 0, 1)
+    with_keys = [grant, op(2, put("a", "1", 5), {"revision": 2}, 2, 3),
+                 op(3, {"f": "lease_revoke", "id": 5}, {"revision": 3}, 4, 5),
+                 op(4, get("a"), {"revision": 3, "kvs": []}, 6, 7)]
     assert verdict(with_keys) == Verdict.OK
-    without = [grant, op(2, put("a", "1"), {"revision": 1}, 2, 3),
-               op(3, {"f": "lease_revoke", "id": 5}, {"revision": 1}, 4, 5)]
+    without = [grant, op(2, put("a", "1"), {"revision": 2}, 2, 3),
+               op(3, {"f": "lease_revoke", "id": 5}, {"revision": 2}, 4, 5)]
     assert verdict(without) == Verdict.OK
     # a revoke that claims a revision it cannot have created
-    bogus = [grant, op(2, put("a", "1"), {"revision": 1}, 2, 3),
-             op(3, {"f": "lease_revoke", "id": 5}, {"revision": 2}, 4, 5)]
+    bogus = [grant, op(2, put("a", "1"), {"revision": 2}, 2, 3),
+             op(3, {"f": "lease_revoke", "id": 5}, {"revision": 3}, 4, 5)]
     assert verdict(bogus) == Verdict.ILLEGAL
 
 
 def test_historical_and_serializable_reads() -> None:
-    base = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-            op(2, put("a", "2"), {"revision": 2}, 2, 3)]
-    old = {"f": "range", "key": "a", "revision": 1}
-    assert verdict([*base, op(3, old, {"revision": 2, "kvs": [["a", "1", 1]]}, 4, 5)]) == \
+    base = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+            op(2, put("a", "2"), {"revision": 3}, 2, 3)]
+    old = {"f": "range", "key": "a", "revision": 2}
+    assert verdict([*base, op(3, old, {"revision": 3, "kvs": [["a", "1", 2]]}, 4, 5)]) == \
         Verdict.OK
-    assert verdict([*base, op(3, old, {"revision": 2, "kvs": [["a", "2", 2]]}, 4, 5)]) == \
+    assert verdict([*base, op(3, old, {"revision": 3, "kvs": [["a", "2", 3]]}, 4, 5)]) == \
         Verdict.ILLEGAL
     weak = {"f": "range", "key": "a", "serializable": True}
     # a serializable read may be stale, but must match the revision it reports
-    assert verdict([*base, op(3, weak, {"revision": 1, "kvs": [["a", "1", 1]]}, 4, 5)]) == \
+    assert verdict([*base, op(3, weak, {"revision": 2, "kvs": [["a", "1", 2]]}, 4, 5)]) == \
         Verdict.OK
-    assert verdict([*base, op(3, weak, {"revision": 1, "kvs": [["a", "2", 2]]}, 4, 5)]) == \
+    assert verdict([*base, op(3, weak, {"revision": 2, "kvs": [["a", "2", 3]]}, 4, 5)]) == \
         Verdict.ILLEGAL
 
 
 def test_reads_without_a_revision_are_placed() -> None:
-    base = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-            op(2, put("a", "2"), {"revision": 2}, 5, 6)]
-    assert verdict([*base, op(3, get("a"), {"kvs": [["a", "1", 1]]}, 2, 7)]) == Verdict.OK
-    assert verdict([*base, op(3, get("a"), {"kvs": [["a", "2", 2]]}, 2, 7)]) == Verdict.OK
-    # called after revision 2 was acknowledged: only the new value is possible
-    assert verdict([*base, op(3, get("a"), {"kvs": [["a", "1", 1]]}, 8, 9)]) == Verdict.ILLEGAL
-    assert verdict([*base, op(3, get("a"), {"kvs": [["a", "3", 2]]}, 2, 7)]) == Verdict.ILLEGAL
+    base = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+            op(2, put("a", "2"), {"revision": 3}, 5, 6)]
+    assert verdict([*base, op(3, get("a"), {"kvs": [["a", "1", 2]]}, 2, 7)]) == Verdict.OK
+    assert verdict([*base, op(3, get("a"), {"kvs": [["a", "2", 3]]}, 2, 7)]) == Verdict.OK
+    # called after revision 3 was acknowledged: only the new value is possible
+    assert verdict([*base, op(3, get("a"), {"kvs": [["a", "1", 2]]}, 8, 9)]) == Verdict.ILLEGAL
+    assert verdict([*base, op(3, get("a"), {"kvs": [["a", "3", 3]]}, 2, 7)]) == Verdict.ILLEGAL
 
 
 def test_writes_without_a_revision_fill_gaps_or_come_last() -> None:
-    gap = [op(1, put("a", "1"), {}, 0, 2), op(2, put("b", "1"), {"revision": 2}, 1, 3)]
+    gap = [op(1, put("a", "1"), {}, 0, 2), op(2, put("b", "1"), {"revision": 3}, 1, 3)]
     assert verdict(gap) == Verdict.OK
-    last = [op(1, put("b", "1"), {"revision": 1}, 0, 1), op(2, put("a", "1"), {}, 2, 3)]
+    last = [op(1, put("b", "1"), {"revision": 2}, 0, 1), op(2, put("a", "1"), {}, 2, 3)]
     assert verdict(last) == Verdict.OK
-    impossible = [op(1, put("a", "1"), {}, 0, 1), op(2, put("b", "1"), {"revision": 1}, 2, 3)]
+    impossible = [op(1, put("a", "1"), {}, 0, 1), op(2, put("b", "1"), {"revision": 2}, 2, 3)]
     assert verdict(impossible) == Verdict.ILLEGAL
 
 
@@ -250,16 +250,22 @@ def test_ambiguous_revisionless_operations_fall_back() -> None:
 
 
 def test_initial_revision_and_bad_revisions() -> None:
+    # An empty store is at revision 1 (etcd's and Chainfire's): the first write
+    # creates 2, and nothing can create 1. A history may start on a store with
+    # data: then it names the revision it started at.
     history = [op(1, put("a", "1"), {"revision": 2}, 0, 1)]
-    assert verdict(history, initial_revision=1) == Verdict.OK
-    assert verdict([op(1, put("a", "1"), {"revision": 1}, 0, 1)], initial_revision=1) == \
-        Verdict.ILLEGAL
+    assert verdict(history) == verdict(history, initial_revision=1) == Verdict.OK
+    assert verdict([op(1, put("a", "1"), {"revision": 1}, 0, 1)]) == Verdict.ILLEGAL
+    assert verdict([op(1, put("a", "1"), {"revision": 8}, 0, 1)], initial_revision=7) == \
+        Verdict.OK
+    assert verdict([op(1, get("a"), {"revision": 7, "kvs": []}, 0, 1)], initial_revision=7) == \
+        Verdict.OK
 
 
 def test_unknown_delay_bounds_when_an_unknown_write_can_happen() -> None:
     history = [unknown(1, put("a", "x"), 0),
-               op(2, put("b", "1"), {"revision": 1}, 50, 51),
-               op(3, get("a"), {"revision": 2, "kvs": [["a", "x", 2]]}, 60, 61)]
+               op(2, put("b", "1"), {"revision": 2}, 50, 51),
+               op(3, get("a"), {"revision": 3, "kvs": [["a", "x", 3]]}, 60, 61)]
     assert verdict(history) == Verdict.OK
     assert verdict(history, unknown_delay=10) == Verdict.ILLEGAL
 
@@ -286,10 +292,10 @@ def test_reconstruction_matches_the_server() -> None:
         history.append(op(index, request, serve(store, request), 2 * index, 2 * index + 1))
     analysis = analyze_etcd_history(history)
     assert analysis.result.verdict == Verdict.OK
-    assert analysis.last_revision == 4
-    for revision in range(1, 5):
+    assert analysis.last_revision == 5
+    for revision in range(2, 6):
         assert analysis.changes[revision] == tuple(store.changes_at(revision))
-    assert analysis.creators == {1: 0, 2: 1, 3: 2, 4: 3}
+    assert analysis.creators == {2: 0, 3: 1, 4: 2, 5: 3}
 
 
 # -- generated histories ----------------------------------------------------------------------
@@ -343,20 +349,20 @@ def test_generated_histories_are_well_formed(seed: int) -> None:
 
 def test_txn_whose_output_does_not_say_whether_it_wrote() -> None:
     txn = {"f": "txn", "compare": [], "success": [{"f": "delete", "key": "a"}], "failure": []}
-    wrote = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-             op(2, txn, {"revision": 2, "succeeded": True}, 2, 3),
-             op(3, get("a"), {"revision": 2, "kvs": []}, 4, 5)]
+    wrote = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+             op(2, txn, {"revision": 3, "succeeded": True}, 2, 3),
+             op(3, get("a"), {"revision": 3, "kvs": []}, 4, 5)]
     assert verdict(wrote) == Verdict.OK
-    nothing = [op(1, txn, {"revision": 0, "succeeded": True}, 0, 1)]
+    nothing = [op(1, txn, {"revision": 1, "succeeded": True}, 0, 1)]
     assert verdict(nothing) == Verdict.OK
-    claimed = [op(1, txn, {"revision": 1, "succeeded": True}, 0, 1)]  # nothing to delete
+    claimed = [op(1, txn, {"revision": 2, "succeeded": True}, 0, 1)]  # nothing to delete
     assert verdict(claimed) == Verdict.ILLEGAL
 
 
 def test_illegal_analysis_keeps_the_checked_prefix() -> None:
-    history = [op(1, put("a", "1"), {"revision": 1}, 0, 1),
-               op(2, put("a", "2"), {"revision": 2}, 2, 3),
-               op(3, get("a"), {"revision": 2, "kvs": [["a", "1", 1]]}, 4, 5)]
+    history = [op(1, put("a", "1"), {"revision": 2}, 0, 1),
+               op(2, put("a", "2"), {"revision": 3}, 2, 3),
+               op(3, get("a"), {"revision": 3, "kvs": [["a", "1", 2]]}, 4, 5)]
     analysis = analyze_etcd_history(history)
     assert analysis.result.verdict == Verdict.ILLEGAL
-    assert analysis.last_revision == 1 and analysis.changes == {1: (("a", ("1", 1, 1, 1, 0)),)}
+    assert analysis.last_revision == 2 and analysis.changes == {2: (("a", ("1", 2, 2, 1, 0)),)}

@@ -41,17 +41,17 @@ def test_put_get_range_delete() -> None:
     async def scenario(handle: SyncNodeHandle, channel: grpc.aio.Channel) -> None:
         kv = rpc_pb2_grpc.KVStub(channel)
         first = await put(kv, b"a", b"1")
-        assert first.header.revision == 1
+        assert first.header.revision == 2  # an empty store is at 1, as etcd's
         assert first.header.member_id == 1 and first.header.cluster_id == CLUSTER_ID
         assert first.header.raft_term >= 1
         again = await put(kv, b"a", b"2", prev_kv=True)
-        assert again.prev_kv.value == b"1" and again.prev_kv.mod_revision == 1
+        assert again.prev_kv.value == b"1" and again.prev_kv.mod_revision == 2
         for key in (b"b", b"c", b"d"):
             await put(kv, key, key * 2)
         got = await kv.Range(rpc_pb2.RangeRequest(key=b"a"))
         assert [(x.key, x.value, x.version) for x in got.kvs] == [(b"a", b"2", 2)]
         assert got.count == 1 and not got.more
-        old = await kv.Range(rpc_pb2.RangeRequest(key=b"a", revision=1))
+        old = await kv.Range(rpc_pb2.RangeRequest(key=b"a", revision=2))
         assert old.kvs[0].value == b"1"
         page = await kv.Range(rpc_pb2.RangeRequest(key=b"a", range_end=b"\0", limit=2,
                                                    sort_order=rpc_pb2.RangeRequest.DESCEND))
@@ -60,7 +60,7 @@ def test_put_get_range_delete() -> None:
                                                       count_only=True, serializable=True))
         assert counted.count == 2 and not counted.kvs
         keys = await kv.Range(rpc_pb2.RangeRequest(key=b"a", range_end=b"z", keys_only=True,
-                                                   min_mod_revision=4))
+                                                   min_mod_revision=5))
         assert [(x.key, x.value) for x in keys.kvs] == [(b"c", b""), (b"d", b"")]
         deleted = await kv.DeleteRange(rpc_pb2.DeleteRangeRequest(key=b"c", range_end=b"e",
                                                                   prev_kv=True))
@@ -102,18 +102,18 @@ def test_txn_compare_success_failure_and_nested() -> None:
                          rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=b"x"))]))],
             failure=[rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=b"x"))])
         won = await kv.Txn(swap)
-        assert won.succeeded and won.header.revision == 2
+        assert won.succeeded and won.header.revision == 3
         assert won.responses[0].WhichOneof("response") == "response_put"
         inner = won.responses[1].response_txn
         assert inner.succeeded and inner.responses[0].response_range.kvs[0].value == b"2"
         lost = await kv.Txn(swap)
-        assert not lost.succeeded and lost.header.revision == 2
+        assert not lost.succeeded and lost.header.revision == 3
         assert lost.responses[0].response_range.kvs[0].value == b"2"
         by_version = rpc_pb2.Compare(key=b"x", target=rpc_pb2.Compare.VERSION,
                                      result=rpc_pb2.Compare.GREATER, version=1)
         read = await kv.Txn(rpc_pb2.TxnRequest(compare=[by_version], success=[
             rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=b"x", serializable=True))]))
-        assert read.succeeded and read.header.revision == 2
+        assert read.succeeded and read.header.revision == 3
         dup = rpc_pb2.TxnRequest(success=[
             rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"d", value=b"1")),
             rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"d", value=b"2"))])
@@ -130,10 +130,10 @@ def test_compact_then_old_revision_is_out_of_range() -> None:
         kv = rpc_pb2_grpc.KVStub(channel)
         for value in (b"1", b"2", b"3"):
             await put(kv, b"k", value)
-        done = await kv.Compact(rpc_pb2.CompactionRequest(revision=2, physical=True))
-        assert done.header.revision == 3
+        done = await kv.Compact(rpc_pb2.CompactionRequest(revision=3, physical=True))
+        assert done.header.revision == 4
         with pytest.raises(grpc.aio.AioRpcError) as old:
-            await kv.Range(rpc_pb2.RangeRequest(key=b"k", revision=1))
+            await kv.Range(rpc_pb2.RangeRequest(key=b"k", revision=2))
         assert old.value.code() == grpc.StatusCode.OUT_OF_RANGE
         assert old.value.details() == "etcdserver: mvcc: required revision has been compacted"
         with pytest.raises(grpc.aio.AioRpcError) as future:
@@ -141,7 +141,7 @@ def test_compact_then_old_revision_is_out_of_range() -> None:
         assert future.value.code() == grpc.StatusCode.OUT_OF_RANGE
         assert future.value.details() == (
             "etcdserver: mvcc: required revision is a future revision")
-        kept = await kv.Range(rpc_pb2.RangeRequest(key=b"k", revision=2))
+        kept = await kv.Range(rpc_pb2.RangeRequest(key=b"k", revision=3))
         assert kept.kvs[0].value == b"2"
 
     run(scenario)
@@ -171,7 +171,7 @@ def test_malformed_requests_get_invalid_argument_and_the_server_keeps_serving() 
         with pytest.raises(grpc.aio.AioRpcError) as garbage:
             await raw(b"\xff\xff\xff\xff")
         assert garbage.value.code() != grpc.StatusCode.OK
-        assert (await put(kv, b"ok", b"1")).header.revision == 1
+        assert (await put(kv, b"ok", b"1")).header.revision == 2
 
     run(scenario)
 
@@ -237,7 +237,7 @@ def test_member_list_and_status() -> None:
         maintenance = rpc_pb2_grpc.MaintenanceStub(channel)
         status = await maintenance.Status(rpc_pb2.StatusRequest())
         assert status.version == ETCD_VERSION and status.leader == 1
-        assert status.header.member_id == 1 and status.header.revision == 1
+        assert status.header.member_id == 1 and status.header.revision == 2
         assert status.raftTerm >= 1 and status.raftAppliedIndex >= 2 and not status.isLearner
         with pytest.raises(grpc.aio.AioRpcError) as defrag:
             await maintenance.Defragment(rpc_pb2.DefragmentRequest())
@@ -315,7 +315,7 @@ def test_watch_create_events_prev_kv_filters_and_cancel() -> None:
         call = rpc_pb2_grpc.WatchStub(channel).Watch()
         await call.write(create(b"w", range_end=b"x", prev_kv=True))
         created = await read(call)
-        assert created.created and created.watch_id == 0 and created.header.revision == 0
+        assert created.created and created.watch_id == 0 and created.header.revision == 1
         await call.write(create(b"w", range_end=b"x",
                                 filters=[rpc_pb2.WatchCreateRequest.NOPUT]))
         second = await read(call)
@@ -328,8 +328,8 @@ def test_watch_create_events_prev_kv_filters_and_cancel() -> None:
             response = await read(call)
             seen[response.watch_id].extend(response.events)
         assert [(e.type, e.kv.value, e.kv.mod_revision) for e in seen[0]] == [
-            (kv_pb2.Event.PUT, b"a", 1), (kv_pb2.Event.PUT, b"b", 2),
-            (kv_pb2.Event.DELETE, b"", 3)]
+            (kv_pb2.Event.PUT, b"a", 2), (kv_pb2.Event.PUT, b"b", 3),
+            (kv_pb2.Event.DELETE, b"", 4)]
         assert seen[0][1].prev_kv.value == b"a" and seen[0][2].prev_kv.value == b"b"
         assert [e.type for e in seen[1]] == [kv_pb2.Event.DELETE]
         await call.write(rpc_pb2.WatchRequest(
@@ -361,18 +361,18 @@ def test_watch_from_start_revision_replays_and_compacted_cancels() -> None:
         for value in (b"1", b"2", b"3", b"4"):
             await put(kv, b"h", value)
         call = rpc_pb2_grpc.WatchStub(channel).Watch()
-        await call.write(create(b"h", start_revision=2))
+        await call.write(create(b"h", start_revision=3))
         assert (await read(call)).created
         replayed: list[kv_pb2.Event] = []
         while len(replayed) < 3:
             replayed.extend((await read(call)).events)
         assert [e.kv.value for e in replayed] == [b"2", b"3", b"4"]
-        await kv.Compact(rpc_pb2.CompactionRequest(revision=3))
-        await call.write(create(b"h", start_revision=2))
+        await kv.Compact(rpc_pb2.CompactionRequest(revision=4))
+        await call.write(create(b"h", start_revision=3))
         created = await read(call)
         assert created.created and not created.canceled
         gone = await read(call)
-        assert gone.canceled and gone.compact_revision == 3 and gone.watch_id == created.watch_id
+        assert gone.canceled and gone.compact_revision == 4 and gone.watch_id == created.watch_id
         assert gone.cancel_reason == "etcdserver: mvcc: required revision has been compacted"
         await call.write(create(b""))
         refused = await read(call)
@@ -393,11 +393,11 @@ def test_watch_progress_request_and_progress_notify() -> None:
         await call.write(rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest()))
         progress = await read(call)
         assert progress.watch_id == 0 and not progress.events and not progress.created
-        assert progress.header.revision == 1
+        assert progress.header.revision == 2
         await put(kv, b"q", b"1")  # not watched: the revision moves on
         handle.tick()  # the node's progress tick notifies idle watchers
         notified = await read(call)
-        assert not notified.events and notified.header.revision == 2
+        assert not notified.events and notified.header.revision == 3
         call.cancel()
 
     run(scenario)

@@ -385,20 +385,20 @@ class Recorder:
 def _workload(rec: Recorder) -> None:
     """Every kind of request, answered and failed; keys include non-ASCII bytes."""
     odd = b"k\xff\x00z"
-    rec.ok(PutRequest(key=b"a", value=b"1"))                                   # r1
-    rec.ok(PutRequest(key=odd, value=b"\xc3("))                                # r2
-    rec.ok(PutRequest(key=b"a", value=b"2", prev_kv=True))                     # r3
+    rec.ok(PutRequest(key=b"a", value=b"1"))                                   # r2
+    rec.ok(PutRequest(key=odd, value=b"\xc3("))                                # r3
+    rec.ok(PutRequest(key=b"a", value=b"2", prev_kv=True))                     # r4
     rec.ok(RangeRequest(key=b"a"))
     rec.ok(RangeRequest(key=b"a"), serializable=True)
     rec.ok(RangeRequest(key=ALL_KEYS, range_end=ALL_KEYS))
     rec.ok(RangeRequest(key=b"a", range_end=ALL_KEYS, limit=1))
     rec.ok(RangeRequest(key=b"a", range_end=ALL_KEYS, count_only=True), serializable=True)
-    rec.ok(RangeRequest(key=b"a", revision=1))
+    rec.ok(RangeRequest(key=b"a", revision=2))
     cas = Compare(key=b"a", target=CompareTarget.VALUE, result=CompareResult.EQUAL, value=b"2")
     swap = TxnRequest(compare=(cas,), success=(PutRequest(key=b"a", value=b"3"),
                                                PutRequest(key=b"b", value=b"1")),
                       failure=(RangeRequest(key=b"a"),))
-    assert rec.ok(swap).succeeded                                              # r4
+    assert rec.ok(swap).succeeded                                              # r5
     assert not rec.ok(swap).succeeded
     mod = Compare(key=b"b", target=CompareTarget.MOD, result=CompareResult.LESS, value=100)
     assert rec.ok(TxnRequest(compare=(mod,), success=(RangeRequest(key=b"b"),))).succeeded
@@ -407,30 +407,30 @@ def _workload(rec: Recorder) -> None:
                         success=(PutRequest(key=b"z", value=b"no"),),
                         failure=(DeleteRangeRequest(key=b"b", prev_kv=True),
                                  TxnRequest(success=(PutRequest(key=b"c", value=b"1"),))))
-    assert not rec.ok(nested).succeeded                                        # r5
+    assert not rec.ok(nested).succeeded                                        # r6
     rec.ok(DeleteRangeRequest(key=b"nothing"))
     lease = rec.ok(LeaseGrantRequest(ttl_s=60)).id
-    rec.ok(PutRequest(key=b"l1", value=b"x", lease=lease))                     # r6
-    rec.ok(TxnRequest(success=(PutRequest(key=b"l2", value=b"y", lease=lease),)))  # r7
+    rec.ok(PutRequest(key=b"l1", value=b"x", lease=lease))                     # r7
+    rec.ok(TxnRequest(success=(PutRequest(key=b"l2", value=b"y", lease=lease),)))  # r8
     rec.ok(LeaseKeepAliveRequest(id=lease))
     rec.ok(LeaseTimeToLiveRequest(id=lease, keys=True))
     rec.ok(RangeRequest(key=b"l", range_end=prefix_end(b"l")))
-    rec.ok(LeaseRevokeRequest(id=lease))                                       # r8
+    rec.ok(LeaseRevokeRequest(id=lease))                                       # r9
     rec.fails(LeaseKeepAliveRequest(id=lease), LeaseNotFound)
     rec.ok(LeaseTimeToLiveRequest(id=lease))
     rec.ok(RangeRequest(key=b"l", range_end=prefix_end(b"l")))
-    rec.ok(DeleteRangeRequest(key=b"a", range_end=b"c"))                       # r9
-    rec.ok(CompactionRequest(revision=Revision(6)))
-    rec.fails(RangeRequest(key=b"a", revision=3), Compacted)
+    rec.ok(DeleteRangeRequest(key=b"a", range_end=b"c"))                       # r10
+    rec.ok(CompactionRequest(revision=Revision(7)))
+    rec.fails(RangeRequest(key=b"a", revision=4), Compacted)
     rec.fails(RangeRequest(key=b"a", revision=99), FutureRevision)
-    rec.ok(RangeRequest(key=ALL_KEYS, range_end=ALL_KEYS, revision=7))
+    rec.ok(RangeRequest(key=ALL_KEYS, range_end=ALL_KEYS, revision=8))
     rec.ok(RangeRequest(key=ALL_KEYS, range_end=ALL_KEYS))
 
 
 def test_recorded_single_node_history_checks_ok_with_both_checkers() -> None:
     rec = Recorder()
     _workload(rec)
-    assert rec.node.sm.revision == 9
+    assert rec.node.sm.revision == 10
     assert check_etcd_history(rec.ops).verdict == Verdict.OK
     assert check_operations(rec.ops, EtcdModel()).verdict == Verdict.OK
     assert check_leases(rec.ops, clock_bound_ms=0, revoke_bound_ms=0) == []

@@ -188,15 +188,15 @@ def test_a_cut_off_follower_serves_stale_linearizable_reads_only_with_the_bug(
 
 def _caught_up_revisions(bugs: frozenset[str]) -> list[int]:
     sm = StateMachine(bugs=bugs)
-    for number in range(3):  # revisions 1, 2, 3
+    for number in range(3):  # revisions 2, 3, 4
         sm.apply(PutRequest(key=b"k%d" % number, value=b"v"), now_ms=0)
     watch_id = sm.watches.watch(WatchCreateRequest(key=b"k", range_end=b"l",
-                                                   start_revision=2))
+                                                   start_revision=3))
     assert not sm.watches.is_synced(watch_id)
     seen: list[int] = [event.kv.mod_revision for response in sm.watches.poll(10)
                        for event in response.events]
     assert sm.watches.is_synced(watch_id)
-    sm.apply(PutRequest(key=b"k9", value=b"v"), now_ms=0)  # revision 4, live
+    sm.apply(PutRequest(key=b"k9", value=b"v"), now_ms=0)  # revision 5, live
     seen += [event.kv.mod_revision for response in sm.watches.poll(10)
              for event in response.events]
     sm.check_invariants()
@@ -204,8 +204,8 @@ def _caught_up_revisions(bugs: frozenset[str]) -> list[int]:
 
 
 def test_a_catching_up_watcher_loses_the_boundary_revision_only_with_the_bug() -> None:
-    assert _caught_up_revisions(NO_BUGS) == [2, 3, 4]
-    assert _caught_up_revisions(frozenset({"watch_catchup_loss"})) == [2, 4]
+    assert _caught_up_revisions(NO_BUGS) == [3, 4, 5]
+    assert _caught_up_revisions(frozenset({"watch_catchup_loss"})) == [3, 5]
 
 
 # -- lease_reset_on_leader_change -------------------------------------------------------
