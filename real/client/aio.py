@@ -14,6 +14,11 @@ core's response dataclasses (`RangeResponse`, `KeyValue`, `TxnResponse`,
 Streams have their own objects: `watch()` returns a started `AsyncWatch`
 (real/client/watch.py: resumes after failover without gaps or duplicates),
 `lease()` an `AsyncLease` with its keepalive task (real/client/lease.py).
+Maintenance and quota calls come from `MaintenanceCalls`
+(real/client/maintenance.py), user and role administration from
+`client.auth` (real/client/auth_admin.py). `tls=` (real/client/tls.py) and
+`user=`/`password=` (real/client/auth.py) set how every channel connects
+and which token every call carries.
 """
 
 from __future__ import annotations
@@ -41,12 +46,15 @@ from chainfire_core.mvcc.messages import (
     TxnResponse,
 )
 from chainfire_core.mvcc.watch_messages import WatchCreateRequest, WatchFilter
-from chainfire_core.node_messages import Member, MemberResponse, ReadConsistency, StatusResponse
-from chainfire_core.types import NodeId
+from chainfire_core.node_messages import Member, MemberResponse, ReadConsistency
 from real.api import convert, convert_admin
-from real.client.errors import ConnectionLostError, from_rpc_error
+from real.client.auth import Authenticator
+from real.client.auth_admin import AsyncAuthAdmin
+from real.client.errors import ConnectionLostError
 from real.client.lease import AsyncLease
-from real.client.pool import CallKind, EndpointPool, RetryPolicy, normalize_endpoint
+from real.client.maintenance import MaintenanceCalls
+from real.client.pool import CallKind, EndpointPool, RetryPolicy
+from real.client.tls import ClientTLS
 from real.client.txn import (
     Bytes,
     CasOutcome,
@@ -70,12 +78,24 @@ def _consistency(serializable: bool) -> ReadConsistency:
     return ReadConsistency.SERIALIZABLE if serializable else ReadConsistency.LINEARIZABLE
 
 
-class AsyncClient:
-    """`AsyncClient(["127.0.0.1:2379", ...])`; use as `async with` or `await close()`."""
+def _authenticator(user: str | None, password: str | None) -> Authenticator | None:
+    if user is None and password is None:
+        return None
+    if not user or password is None:
+        raise ValueError("give both user and password (or neither)")
+    return Authenticator(user, password)
 
-    def __init__(self, endpoints: Sequence[str] | str,
-                 policy: RetryPolicy | None = None) -> None:
-        self.pool = EndpointPool(endpoints, policy)
+
+class AsyncClient(MaintenanceCalls):
+    """`AsyncClient(["127.0.0.1:2379", ...])`; use as `async with` or `await close()`.
+    `tls=ClientTLS(...)` or https:// endpoints: TLS; `user=`, `password=`: auth."""
+
+    def __init__(self, endpoints: Sequence[str] | str, policy: RetryPolicy | None = None, *,
+                 tls: ClientTLS | None = None, user: str | None = None,
+                 password: str | None = None) -> None:
+        self.pool = EndpointPool(endpoints, policy, tls=tls,
+                                 auth=_authenticator(user, password))
+        self.auth = AsyncAuthAdmin(self.pool)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -298,27 +318,6 @@ class AsyncClient:
             return await rpc_pb2_grpc.ClusterStub(channel).MemberPromote(pb, timeout=timeout_s)
         response = await self.pool.call(CallKind.WRITE, invoke)
         return tuple(convert_admin.member_from_pb(m) for m in response.members)
-
-    async def status(self, endpoint: str | None = None) -> StatusResponse:
-        """The status of `endpoint` (default: the current one, with failover).
-        `member_id` tells which member answered, `leader` whom it follows."""
-        async def invoke(channel: grpc.aio.Channel,
-                         timeout_s: float) -> rpc_pb2.StatusResponse:
-            return await rpc_pb2_grpc.MaintenanceStub(channel).Status(
-                rpc_pb2.StatusRequest(), timeout=timeout_s)
-        if endpoint is None:
-            return convert_admin.status_from_pb(await self.pool.call(CallKind.READ, invoke))
-        endpoint = normalize_endpoint(endpoint)
-        channel = await self.pool.connected(endpoint)
-        try:
-            response = await invoke(channel, self.pool.policy.request_timeout_s)
-        except grpc.RpcError as error:
-            raise from_rpc_error(error, endpoint) from None
-        return convert_admin.status_from_pb(response)
-
-    async def leader(self) -> NodeId:
-        """The leader's member id as the current endpoint sees it (0: none)."""
-        return (await self.status()).leader
 
 
 __all__ = ["AsyncClient"]

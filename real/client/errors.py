@@ -28,6 +28,18 @@ Only these prove a write did not happen, and why:
 | `TooManyRequestsError` | refused by admission control before proposing |
 | `NotLeaderError` | a leader-only request (keepalive, time-to-live) refused by a follower |
 
+The member refused the caller's credentials, so nothing was applied: a
+request is checked when it arrives and a write again when it applies (a
+refused write is refused whole, on every replica). A client that has a user
+and password authenticates again and retries the call once
+(`reauthenticate`), wherever it was in the retry budget:
+
+| error | why it proves nothing was applied |
+| --- | --- |
+| `AuthRevisionError` | the token predates an auth change: refused before or at apply |
+| `InvalidTokenError` | the token is unknown or expired here: refused before proposing |
+| `UserEmptyError` | no token was sent (auth was enabled since): refused before or at apply |
+
 These are transient but leave a write's outcome unknown (`outcome_unknown`),
 so a write failing with one is raised to the caller, never retried:
 `RequestTimeoutError` (the proposal may still commit), `ServerStoppedError`
@@ -55,6 +67,8 @@ class ClientError(ChainfireError):
 
     retry_read: ClassVar[bool] = False
     retry_write: ClassVar[bool] = False
+    # The caller's credentials were refused: authenticate again, then retry once.
+    reauthenticate: ClassVar[bool] = False
 
     def __init__(self, details: str, *, code: grpc.StatusCode = Code.UNKNOWN,
                  endpoint: str = "") -> None:
@@ -218,6 +232,104 @@ class UnimplementedError(ServerError):
     pass
 
 
+class BadLeaderTransfereeError(ServerError):
+    """MoveLeader's target is not a voting member."""
+
+
+class LeaderTransferTimeoutError(ServerError):
+    """MoveLeader did not finish in time (the transfer may still complete)."""
+
+
+# -- auth, alarms and quotas ------------------------------------------------------------
+
+
+class AuthError(ServerError):
+    """A refusal by the auth store (etcd's auth errors)."""
+
+
+class AuthFailedError(AuthError):
+    """Unknown user or wrong password."""
+
+
+class PermissionDeniedError(AuthError):
+    """The user's roles do not cover the request (or it needs the root role)."""
+
+
+class InvalidTokenError(AuthError):
+    """The token is unknown on the member, expired or was invalidated."""
+
+    reauthenticate = True
+
+
+class AuthRevisionError(AuthError):
+    """The token was issued before the last user or role change."""
+
+    reauthenticate = True
+
+
+class UserEmptyError(AuthError):
+    """A call without a token while auth is enabled."""
+
+    reauthenticate = True
+
+
+class AuthNotEnabledError(AuthError):
+    pass
+
+
+class UserNotFoundError(AuthError):
+    pass
+
+
+class UserExistsError(AuthError):
+    pass
+
+
+class RoleNotFoundError(AuthError):
+    pass
+
+
+class RoleExistsError(AuthError):
+    pass
+
+
+class RoleEmptyError(AuthError):
+    pass
+
+
+class RoleNotGrantedError(AuthError):
+    pass
+
+
+class PermissionNotGrantedError(AuthError):
+    pass
+
+
+class InvalidAuthMgmtError(AuthError):
+    """Deleting root or the root role, or taking it from root, while auth is on."""
+
+
+class RootUserNotExistError(AuthError):
+    pass
+
+
+class RootRoleNotExistError(AuthError):
+    pass
+
+
+class NoSpaceError(ServerError):
+    """The backend quota is exhausted (NOSPACE alarm): writes are refused
+    until an operator makes room and disarms the alarm."""
+
+
+class CorruptClusterError(ServerError):
+    """A CORRUPT alarm is active."""
+
+
+class NamespaceQuotaExceededError(ServerError):
+    """A write would pass a namespace quota; nothing of it was written."""
+
+
 # etcd's texts (v3rpc/rpctypes), as real/api/errors.py writes them.
 _BY_TEXT: dict[tuple[grpc.StatusCode, str], type[ServerError]] = {
     (Code.INVALID_ARGUMENT, "etcdserver: key is not provided"): EmptyKeyError,
@@ -248,7 +360,38 @@ _BY_TEXT: dict[tuple[grpc.StatusCode, str], type[ServerError]] = {
     (Code.RESOURCE_EXHAUSTED, "etcdserver: too many requests"): TooManyRequestsError,
     (Code.UNAVAILABLE, "etcdserver: request timed out"): RequestTimeoutError,
     (Code.UNAVAILABLE, "etcdserver: server stopped"): ServerStoppedError,
+    (Code.FAILED_PRECONDITION, "etcdserver: bad leader transferee"): BadLeaderTransfereeError,
+    (Code.UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long"):
+        LeaderTransferTimeoutError,
+    (Code.INVALID_ARGUMENT, "etcdserver: authentication failed, invalid user ID or password"):
+        AuthFailedError,
+    (Code.PERMISSION_DENIED, "etcdserver: permission denied"): PermissionDeniedError,
+    (Code.UNAUTHENTICATED, "etcdserver: invalid auth token"): InvalidTokenError,
+    (Code.INVALID_ARGUMENT, "etcdserver: revision of auth store is old"): AuthRevisionError,
+    (Code.INVALID_ARGUMENT, "etcdserver: user name is empty"): UserEmptyError,
+    (Code.FAILED_PRECONDITION, "etcdserver: authentication is not enabled"):
+        AuthNotEnabledError,
+    (Code.FAILED_PRECONDITION, "etcdserver: user name not found"): UserNotFoundError,
+    (Code.FAILED_PRECONDITION, "etcdserver: user name already exists"): UserExistsError,
+    (Code.FAILED_PRECONDITION, "etcdserver: role name not found"): RoleNotFoundError,
+    (Code.FAILED_PRECONDITION, "etcdserver: role name already exists"): RoleExistsError,
+    (Code.INVALID_ARGUMENT, "etcdserver: role name is empty"): RoleEmptyError,
+    (Code.FAILED_PRECONDITION, "etcdserver: role is not granted to the user"):
+        RoleNotGrantedError,
+    (Code.FAILED_PRECONDITION, "etcdserver: permission is not granted to the role"):
+        PermissionNotGrantedError,
+    (Code.INVALID_ARGUMENT, "etcdserver: invalid auth management"): InvalidAuthMgmtError,
+    (Code.FAILED_PRECONDITION, "etcdserver: root user does not exist"): RootUserNotExistError,
+    (Code.FAILED_PRECONDITION, "etcdserver: root user does not have root role"):
+        RootRoleNotExistError,
+    (Code.RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"): NoSpaceError,
+    (Code.DATA_LOSS, "etcdserver: corrupt cluster"): CorruptClusterError,
 }
+# Texts that go on with details (a namespace quota names its prefix and numbers).
+_BY_PREFIX: tuple[tuple[grpc.StatusCode, str, type[ServerError]], ...] = (
+    (Code.RESOURCE_EXHAUSTED, "etcdserver: namespace quota exceeded",
+     NamespaceQuotaExceededError),
+)
 
 _BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {
     Code.INVALID_ARGUMENT: InvalidArgumentError,
@@ -256,6 +399,8 @@ _BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {
     Code.UNIMPLEMENTED: UnimplementedError,
     Code.DEADLINE_EXCEEDED: DeadlineExceededError,
     Code.CANCELLED: ConnectionLostError,
+    Code.PERMISSION_DENIED: PermissionDeniedError,
+    Code.UNAUTHENTICATED: InvalidTokenError,
 }
 
 # gRPC's words for "no transport was ever available for this call".
@@ -269,6 +414,9 @@ def classify(code: grpc.StatusCode, details: str, endpoint: str = "") -> ClientE
     kind = _BY_TEXT.get((code, details))
     if kind is not None:
         return kind(details, code=code, endpoint=endpoint)
+    for prefix_code, prefix, prefixed in _BY_PREFIX:
+        if code == prefix_code and details.startswith(prefix):
+            return prefixed(details, code=code, endpoint=endpoint)
     if code == Code.UNAVAILABLE:
         if details.startswith(_PROPOSAL_DROPPED):
             return ProposalDroppedError(details, code=code, endpoint=endpoint)
@@ -276,6 +424,17 @@ def classify(code: grpc.StatusCode, details: str, endpoint: str = "") -> ClientE
             return EndpointUnreachableError(details, code=code, endpoint=endpoint)
         return ConnectionLostError(details, code=code, endpoint=endpoint)
     return _BY_CODE.get(code, ServerError)(details, code=code, endpoint=endpoint)
+
+
+def from_cancel_reason(reason: str, endpoint: str = "") -> ClientError:
+    """The typed error for a watcher the server canceled with `reason` (a
+    cancel carries etcd's text but no status code: e.g. "etcdserver:
+    permission denied" when the user may not read the range)."""
+    for (code, text), kind in _BY_TEXT.items():
+        if text == reason:
+            return kind(reason, code=code, endpoint=endpoint)
+    return ServerError(reason or "the watch was canceled", code=Code.CANCELLED,
+                       endpoint=endpoint)
 
 
 def from_rpc_error(error: grpc.RpcError, endpoint: str = "") -> ClientError:
@@ -286,38 +445,20 @@ def from_rpc_error(error: grpc.RpcError, endpoint: str = "") -> ClientError:
 
 
 __all__ = [
-    "ClientClosedError",
-    "ClientError",
-    "CompactedError",
-    "ConnectionLostError",
-    "DeadlineExceededError",
-    "DuplicateKeyError",
-    "EmptyKeyError",
-    "EndpointUnreachableError",
-    "FutureRevisionError",
-    "InvalidArgumentError",
-    "KeyNotFoundError",
-    "LeaderChangedError",
-    "LearnerNotReadyError",
-    "LeaseExistsError",
-    "LeaseNotFoundError",
-    "LeaseProvidedError",
-    "LeaseTTLTooLargeError",
-    "MemberExistsError",
-    "MemberNotFoundError",
-    "MemberNotLearnerError",
-    "NoLeaderError",
-    "NotFoundError",
-    "NotLeaderError",
-    "ProposalDroppedError",
-    "RequestTimeoutError",
-    "RequestTooLargeError",
-    "ServerError",
-    "ServerStoppedError",
-    "TooManyOpsError",
-    "TooManyRequestsError",
-    "UnimplementedError",
-    "ValueProvidedError",
-    "classify",
+    "AuthError", "AuthFailedError", "AuthNotEnabledError", "AuthRevisionError",
+    "BadLeaderTransfereeError", "ClientClosedError", "ClientError", "CompactedError",
+    "ConnectionLostError", "CorruptClusterError", "DeadlineExceededError",
+    "DuplicateKeyError", "EmptyKeyError", "EndpointUnreachableError", "FutureRevisionError",
+    "InvalidArgumentError", "InvalidAuthMgmtError", "InvalidTokenError", "KeyNotFoundError",
+    "LeaderChangedError", "LeaderTransferTimeoutError", "LearnerNotReadyError",
+    "LeaseExistsError", "LeaseNotFoundError", "LeaseProvidedError", "LeaseTTLTooLargeError",
+    "MemberExistsError", "MemberNotFoundError", "MemberNotLearnerError",
+    "NamespaceQuotaExceededError", "NoLeaderError", "NoSpaceError", "NotFoundError",
+    "NotLeaderError", "PermissionDeniedError", "PermissionNotGrantedError",
+    "ProposalDroppedError", "RequestTimeoutError", "RequestTooLargeError", "RoleEmptyError",
+    "RoleExistsError", "RoleNotFoundError", "RoleNotGrantedError", "RootRoleNotExistError",
+    "RootUserNotExistError", "ServerError", "ServerStoppedError", "TooManyOpsError",
+    "TooManyRequestsError", "UnimplementedError", "UserEmptyError", "UserExistsError",
+    "UserNotFoundError", "ValueProvidedError", "classify", "from_cancel_reason",
     "from_rpc_error",
 ]

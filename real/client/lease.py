@@ -9,7 +9,8 @@ keepalive every third of the granted TTL over one LeaseKeepAlive stream
 leader; when it cannot (an older server answers "not leader", no leader
 within the request timeout) or the stream breaks, the task moves to the
 next endpoint; repeating a keepalive is harmless, so every
-transient error is retried. The task stops, and `expired` is set, when the
+transient error is retried (a stream refused for a stale token is opened
+again after authenticating again). The task stops, and `expired` is set, when the
 server answers TTL 0 (the lease is gone: revoked or expired) or when no
 keepalive succeeded within the lease's last known TTL (it must be assumed
 gone). `close(revoke=True)` stops the task first, then revokes (a lease
@@ -62,6 +63,7 @@ class AsyncLease:
         self.renewals = 0
         self._task: asyncio.Task[None] | None = None
         self._call: _Call | None = None
+        self._token: str | None = None  # the credentials the stream was opened with
         self._deadline = 0.0
 
     async def start(self) -> AsyncLease:
@@ -123,12 +125,14 @@ class AsyncLease:
             try:
                 ttl_s = await self._renew(endpoint)
             except ClientError as error:
-                if not error.retry_read:
+                stale = self._pool.forget_token(error, self._token)
+                if not error.retry_read and not stale:
                     logger.warning("lease %x: keepalive failed for good: %s", self.id, error)
                     self.expired.set()
                     return
                 self._drop_call()
-                self._pool.failover(endpoint)
+                if not stale:
+                    self._pool.failover(endpoint)
                 failures += 1
                 if loop.time() >= self._deadline:
                     self.expired.set()  # no renewal within its TTL: assume it gone
@@ -149,6 +153,7 @@ class AsyncLease:
         try:
             if self._call is None:
                 channel = await self._pool.connected(endpoint)
+                self._token = self._pool.token
                 self._call = rpc_pb2_grpc.LeaseStub(channel).LeaseKeepAlive()
             call = self._call
             await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=self.id))

@@ -21,7 +21,16 @@ a dead or partitioned member is left behind for every later call too. After
 each full round over the endpoints the pool sleeps (`backoff_s`, doubling up
 to `backoff_max_s`); it gives up after `max_attempts` attempts or
 `retry_timeout_s` and raises the last error. Each attempt has its own
-deadline (`request_timeout_s`).
+deadline (`request_timeout_s`). A call pinned to one endpoint (`endpoint=`:
+status, hashes, defragmentation of one member) is never moved elsewhere.
+
+Channels are plain text or TLS (real/client/tls.py). With credentials
+(real/client/auth.py) every channel carries the token interceptors, and the
+pool authenticates once a channel is connected, before the call goes out:
+a call that fails while connecting or authenticating was never sent, so it
+is retried like an unsent write. A call refused for its credentials
+(`reauthenticate` errors) is retried once, at once and on the same endpoint,
+after the stale token is dropped.
 """
 
 from __future__ import annotations
@@ -34,12 +43,14 @@ from typing import TypeVar
 
 import grpc
 
+from real.client.auth import Authenticator, token_interceptors
 from real.client.errors import (
     ClientClosedError,
     ClientError,
     EndpointUnreachableError,
     from_rpc_error,
 )
+from real.client.tls import ClientTLS, resolve_tls, split_endpoint
 
 _T = TypeVar("_T")
 
@@ -79,26 +90,22 @@ class RetryPolicy:
 
 
 def normalize_endpoint(endpoint: str) -> str:
-    """`host:port` from `host:port` or `http://host:port`."""
-    text = endpoint.strip()
-    for scheme in ("http://", "grpc://"):
-        if text.startswith(scheme):
-            text = text[len(scheme):]
-    text = text.rstrip("/")
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"endpoint {endpoint!r}: expected host:port")
-    return text
+    """`host:port` from `host:port`, `http://host:port` or `https://host:port`."""
+    return split_endpoint(endpoint)[0]
 
 
 class EndpointPool:
-    def __init__(self, endpoints: Sequence[str], policy: RetryPolicy | None = None) -> None:
+    def __init__(self, endpoints: Sequence[str], policy: RetryPolicy | None = None, *,
+                 tls: ClientTLS | None = None, auth: Authenticator | None = None) -> None:
         if isinstance(endpoints, str):
             endpoints = [part for part in endpoints.split(",") if part.strip()]
         if not endpoints:
             raise ValueError("the client needs at least one endpoint")
         self.endpoints = tuple(normalize_endpoint(endpoint) for endpoint in endpoints)
         self.policy = policy or RetryPolicy()
+        self.tls = resolve_tls(tuple(endpoints), tls)
+        self._credentials = self.tls.credentials() if self.tls is not None else None
+        self.auth = auth
         self._index = 0
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._closed = False
@@ -114,9 +121,33 @@ class EndpointPool:
             raise ClientClosedError("the client is closed")
         channel = self._channels.get(endpoint)
         if channel is None:
-            channel = grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
+            channel = self._open(endpoint)
             self._channels[endpoint] = channel
         return channel
+
+    def _open(self, endpoint: str) -> grpc.aio.Channel:
+        interceptors = token_interceptors(self.auth) if self.auth is not None else None
+        if self._credentials is None:
+            return grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS,
+                                             interceptors=interceptors)
+        assert self.tls is not None
+        return grpc.aio.secure_channel(endpoint, self._credentials,
+                                       options=_CHANNEL_OPTIONS + self.tls.channel_options(),
+                                       interceptors=interceptors)
+
+    @property
+    def token(self) -> str | None:
+        """The token calls carry now (None: none, or no credentials)."""
+        return self.auth.token if self.auth is not None else None
+
+    def forget_token(self, error: ClientError, used: str | None) -> bool:
+        """Whether `error` refused the credentials of a client that can
+        authenticate again; then the token `used` is dropped (next `connected`
+        authenticates)."""
+        if not error.reauthenticate or self.auth is None:
+            return False
+        self.auth.forget(used)
+        return True
 
     def failover(self, failed: str) -> None:
         """Move on from `failed` (if it is still the current endpoint)."""
@@ -127,35 +158,41 @@ class EndpointPool:
         self._index = self.endpoints.index(normalize_endpoint(endpoint))
 
     async def connected(self, endpoint: str) -> grpc.aio.Channel:
-        """The endpoint's channel once READY; EndpointUnreachableError if it does
-        not connect within the policy's connect timeout."""
+        """The endpoint's channel once READY (and authenticated, with
+        credentials); EndpointUnreachableError if it does not connect within
+        the policy's connect timeout, the typed error of a failed Authenticate."""
         channel = self.channel(endpoint)
-        if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
-            return channel
-        try:
-            await asyncio.wait_for(channel.channel_ready(), self.policy.connect_timeout_s)
-        except TimeoutError:
-            raise EndpointUnreachableError(
-                f"no connection within {self.policy.connect_timeout_s} s",
-                code=grpc.StatusCode.UNAVAILABLE, endpoint=endpoint) from None
+        if channel.get_state(try_to_connect=True) != grpc.ChannelConnectivity.READY:
+            try:
+                await asyncio.wait_for(channel.channel_ready(), self.policy.connect_timeout_s)
+            except TimeoutError:
+                raise EndpointUnreachableError(
+                    f"no connection within {self.policy.connect_timeout_s} s",
+                    code=grpc.StatusCode.UNAVAILABLE, endpoint=endpoint) from None
+        if self.auth is not None:
+            await self.auth.ensure(channel, endpoint, self.policy.request_timeout_s)
         return channel
 
     async def call(self, kind: CallKind,
-                   invoke: Callable[[grpc.aio.Channel, float], Awaitable[_T]]) -> _T:
-        """`invoke(channel, timeout_s)` on the current endpoint, failing over
-        as the module docstring says."""
-        retry = Retry(self, kind)
+                   invoke: Callable[[grpc.aio.Channel, float], Awaitable[_T]], *,
+                   endpoint: str | None = None) -> _T:
+        """`invoke(channel, timeout_s)` on the current endpoint (or only on
+        `endpoint`), failing over as the module docstring says."""
+        pinned = normalize_endpoint(endpoint) if endpoint is not None else None
+        retry = Retry(self, kind, pinned=pinned is not None)
         while True:
-            endpoint = self.current
-            self.attempts[endpoint] += 1
+            target = pinned or self.current
+            self.attempts[target] = self.attempts.get(target, 0) + 1
+            sent, token = False, None
             try:
-                channel = await self.connected(endpoint)
+                channel = await self.connected(target)
+                sent, token = True, self.token
                 return await invoke(channel, self.policy.request_timeout_s)
             except grpc.RpcError as rpc_error:
-                error = from_rpc_error(rpc_error, endpoint)
-            except EndpointUnreachableError as unreachable:
-                error = unreachable
-            await retry.after(error, endpoint)
+                error = from_rpc_error(rpc_error, target)
+            except ClientError as failure:
+                error = failure
+            await retry.after(error, target, sent=sent, token=token)
 
     async def close(self) -> None:
         self._closed = True
@@ -167,24 +204,34 @@ class EndpointPool:
 class Retry:
     """The retry budget of one call (or one reconnecting stream)."""
 
-    def __init__(self, pool: EndpointPool, kind: CallKind) -> None:
+    def __init__(self, pool: EndpointPool, kind: CallKind, *, pinned: bool = False) -> None:
         self.pool = pool
         self.kind = kind
+        self.pinned = pinned
+        self.reauthenticated = False
         self.attempts = 0
         self.backoff_s = pool.policy.backoff_s
         self.deadline = asyncio.get_running_loop().time() + pool.policy.retry_timeout_s
 
-    def allowed(self, error: ClientError) -> bool:
-        return error.retry_read if self.kind is CallKind.READ else error.retry_write
+    def allowed(self, error: ClientError, *, sent: bool = True) -> bool:
+        """Whether another attempt is safe (a call never `sent` is a read)."""
+        if self.kind is CallKind.READ or not sent:
+            return error.retry_read
+        return error.retry_write
 
-    async def after(self, error: ClientError, endpoint: str) -> None:
+    async def after(self, error: ClientError, endpoint: str, *, sent: bool = True,
+                    token: str | None = None) -> None:
         """Fail over and wait before the next attempt; raise `error` when it
-        may not be retried or the budget is spent."""
+        may not be retried or the budget is spent. `sent`: the request left;
+        `token`: the one it carried (see the module docstring)."""
+        if not self.reauthenticated and self.pool.forget_token(error, token):
+            self.reauthenticated = True
+            return  # at once, on the same endpoint, with a fresh token
         policy = self.pool.policy
         self.attempts += 1
         loop = asyncio.get_running_loop()
-        if (not self.allowed(error) or self.attempts >= policy.max_attempts
-                or loop.time() >= self.deadline):
+        if (self.pinned or not self.allowed(error, sent=sent)
+                or self.attempts >= policy.max_attempts or loop.time() >= self.deadline):
             raise error
         self.pool.failover(endpoint)
         if self.attempts % len(self.pool.endpoints) == 0:

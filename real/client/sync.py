@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
+from chainfire_core.alarms import AlarmMember
 from chainfire_core.lease.messages import (
     LeaseGrantResponse,
     LeaseKeepAliveResponse,
@@ -42,10 +43,14 @@ from chainfire_core.mvcc.messages import (
 )
 from chainfire_core.mvcc.watch_messages import WatchFilter
 from chainfire_core.node_messages import Member, MemberResponse, StatusResponse
-from chainfire_core.types import LeaseId
+from chainfire_core.quota import NamespaceUsage
+from chainfire_core.types import LeaseId, NodeId
 from real.client.aio import AsyncClient
+from real.client.auth_admin import AuthAdmin
 from real.client.lease import AsyncLease
+from real.client.maintenance import SNAPSHOT_TIMEOUT_S, HashKVResult, SnapshotTarget
 from real.client.pool import EndpointPool, RetryPolicy
+from real.client.tls import ClientTLS
 from real.client.txn import Bytes, CasOutcome, Txn
 from real.client.watch import AsyncWatch
 
@@ -80,10 +85,13 @@ class Client:
     """`Client(["127.0.0.1:2379", ...])`: the same operations as `AsyncClient`,
     blocking. Use as `with Client(...) as client:` or call `close()`."""
 
-    def __init__(self, endpoints: Sequence[str] | str,
-                 policy: RetryPolicy | None = None) -> None:
-        self._aio = AsyncClient(endpoints, policy)
+    def __init__(self, endpoints: Sequence[str] | str, policy: RetryPolicy | None = None, *,
+                 tls: ClientTLS | None = None, user: str | None = None,
+                 password: str | None = None) -> None:
+        self._aio = AsyncClient(endpoints, policy, tls=tls, user=user, password=password)
         self._thread = _LoopThread()
+        # Users, roles and auth enable/disable (real/client/auth_admin.py).
+        self.auth = AuthAdmin(self._run, self._aio.auth)
 
     @property
     def pool(self) -> EndpointPool:
@@ -210,6 +218,38 @@ class Client:
 
     def status(self, endpoint: str | None = None) -> StatusResponse:
         return self._run(self._aio.status(endpoint))
+
+    def leader(self) -> NodeId:
+        return self._run(self._aio.leader())
+
+    def snapshot(self, target: SnapshotTarget, *, endpoint: str | None = None,
+                 timeout_s: float = SNAPSHOT_TIMEOUT_S) -> int:
+        return self._run(self._aio.snapshot(target, endpoint=endpoint, timeout_s=timeout_s))
+
+    def hash_kv(self, revision: int = 0, *, endpoint: str | None = None) -> HashKVResult:
+        return self._run(self._aio.hash_kv(revision, endpoint=endpoint))
+
+    def defragment(self, endpoint: str | None = None) -> None:
+        self._run(self._aio.defragment(endpoint))
+
+    def move_leader(self, member_id: int) -> None:
+        self._run(self._aio.move_leader(member_id))
+
+    def alarms(self) -> tuple[AlarmMember, ...]:
+        return self._run(self._aio.alarms())
+
+    def alarm_disarm(self, alarm: AlarmMember | None = None) -> tuple[AlarmMember, ...]:
+        return self._run(self._aio.alarm_disarm(alarm))
+
+    def quota_set(self, prefix: Bytes, *, max_keys: int = 0,
+                  max_bytes: int = 0) -> tuple[NamespaceUsage, ...]:
+        return self._run(self._aio.quota_set(prefix, max_keys=max_keys, max_bytes=max_bytes))
+
+    def quota_delete(self, prefix: Bytes) -> tuple[NamespaceUsage, ...]:
+        return self._run(self._aio.quota_delete(prefix))
+
+    def quota_list(self) -> tuple[NamespaceUsage, ...]:
+        return self._run(self._aio.quota_list())
 
 
 @dataclass(frozen=True, slots=True)

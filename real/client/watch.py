@@ -15,11 +15,15 @@ The watch owns one gRPC Watch stream with one watcher on it. It keeps
 When the stream breaks (the member stopped: UNAVAILABLE "server stopped";
 the connection dropped; the member is unreachable), the watch moves to the
 next endpoint (real/client/pool.py) and creates the watcher again from
-`next_revision`, so the new member replays exactly what was missed. Events
+`next_revision`, so the new member replays exactly what was missed (a
+stream refused for a stale token is opened again on the same member after
+authenticating again). Events
 below `next_revision` are dropped should a member send them again. A
 watcher the server cancels ends the iteration with an error: a
 `CompactedError` (with `compact_revision`) when the history it needed is
-gone, a `ServerError` with the server's reason otherwise. Reconnecting is
+gone, the typed error of the server's reason otherwise (a
+`PermissionDeniedError` for a range the user may not read; a creation
+refused for a stale token is retried once after authenticating again). Reconnecting is
 retried within the pool's policy; a failure beyond it ends the iteration
 with the last error. `aclose()` ends the stream; the iteration then stops.
 """
@@ -44,7 +48,7 @@ from real.client.errors import (
     CompactedError,
     ConnectionLostError,
     EndpointUnreachableError,
-    ServerError,
+    from_cancel_reason,
     from_rpc_error,
 )
 from real.client.pool import CallKind, EndpointPool, Retry
@@ -64,6 +68,7 @@ class AsyncWatch:
         self._call: _Call | None = None
         self._buffer: deque[Event] = deque()
         self._closed = False
+        self._token: str | None = None  # the credentials the stream was opened with
         self.endpoint = ""
         self._streams = 0
         # Streams opened after the first one (reconnects / failovers).
@@ -137,11 +142,16 @@ class AsyncWatch:
                 error = from_rpc_error(rpc_error, self.endpoint or endpoint)
             except (EndpointUnreachableError, ConnectionLostError) as failure:
                 error = failure
+            except ClientError as failure:  # authenticating before the stream opened
+                if self._closed:
+                    raise
+                error = failure
             self._drop_call()
-            await retry.after(error, endpoint)
+            await retry.after(error, endpoint, token=self._token)
 
     async def _open(self, endpoint: str) -> None:
         channel = await self._pool.connected(endpoint)
+        self._token = self._pool.token
         call = rpc_pb2_grpc.WatchStub(channel).Watch()
         request = replace(self._request, start_revision=self._next or 0)
         self._call = call
@@ -152,9 +162,11 @@ class AsyncWatch:
             raise ConnectionLostError("the watch stream ended", endpoint=endpoint)
         assert isinstance(first, rpc_pb2.WatchResponse), type(first)
         if first.canceled:
-            self._closed = True
+            error = self._cancel_error(first)
             self._drop_call()
-            raise self._cancel_error(first)
+            if not (error.reauthenticate and self._pool.auth is not None):
+                self._closed = True  # else: opened again after authenticating again
+            raise error
         if not first.created:
             raise ConnectionLostError("the watch stream did not start with 'created'",
                                       endpoint=endpoint)
@@ -185,8 +197,7 @@ class AsyncWatch:
             return CompactedError("etcdserver: mvcc: required revision has been compacted",
                                   endpoint=self.endpoint,
                                   compact_revision=response.compact_revision)
-        return ServerError(response.cancel_reason or "the watch was canceled",
-                           code=grpc.StatusCode.CANCELLED, endpoint=self.endpoint)
+        return from_cancel_reason(response.cancel_reason, self.endpoint)
 
     def _drop_call(self) -> None:
         call, self._call = self._call, None
