@@ -268,7 +268,8 @@ async def _start_grpc(runtime: NodeRuntime, config: ServerConfig,
                               maintenance=maintenance, forward=ForwardConfig.for_timing(
                                   heartbeat_interval_ms=config.heartbeat_interval_ms,
                                   election_timeout_ms=config.election_timeout_ms),
-                              tls=tls)
+                              tls=tls, forward_credentials=client_tls.grpc_channel_credentials()
+                              if client_tls.enabled else None)
 
 
 def advertised_client_urls(config: ServerConfig, ports: Sequence[int]) -> tuple[str, ...]:

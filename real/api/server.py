@@ -58,11 +58,14 @@ async def start_server(handle: NodeHandle, addresses: Sequence[str], *,
                        configure: Callable[[grpc.aio.Server], None] | None = None,
                        forward: ForwardConfig | None = None,
                        tls: Mapping[str, grpc.ServerCredentials] | None = None,
+                       forward_credentials: grpc.ChannelCredentials | None = None,
                        ) -> ApiServer:
     """Serve `handle` on every `host:port` in `addresses` (port 0 picks a free
     one; `.ports` tells which); an address in `tls` is served with those
-    credentials (real/tls.py), the others in plain text. Raises `ListenError` naming an address that
-    cannot be bound; nothing is left listening then."""
+    credentials (real/tls.py), the others in plain text;
+    `forward_credentials` let a follower reach a leader's https client URL.
+    Raises `ListenError` naming an address that cannot be bound; nothing is
+    left listening then."""
     assert addresses, "no address to listen on"
     assert max_request_bytes > 0, max_request_bytes
     server = grpc.aio.server(options=[
@@ -72,7 +75,7 @@ async def start_server(handle: NodeHandle, addresses: Sequence[str], *,
         # client port would split its clients silently. Fail to bind instead.
         ("grpc.so_reuseport", 0),
     ])
-    forwarder = Forwarder(handle, forward)
+    forwarder = Forwarder(handle, forward, credentials=forward_credentials)
     add_services(server, handle, version=version,
                  fragment_bytes=min(max_request_bytes, DEFAULT_FRAGMENT_BYTES),
                  db_size_bytes=db_size_bytes, maintenance=maintenance, forwarder=forwarder)

@@ -308,3 +308,15 @@ def test_a_peer_with_an_unknown_certificate_cannot_join(tls_cluster: TLSCluster,
         proc.kill()
         proc.wait()
         cluster.MemberRemove(rpc_pb2.MemberRemoveRequest(ID=added.member.ID), timeout=5)
+
+
+def test_a_follower_forwards_lease_calls_to_the_leader_over_tls(tls_cluster: TLSCluster) -> None:
+    lead = wait_leader(tls_cluster)
+    follower = (lead + 1) % 3
+    lease = rpc_pb2_grpc.LeaseStub(tls_cluster.channel(follower))
+    granted = lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30), timeout=10)
+    ttl = lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=granted.ID), timeout=10)
+    assert 0 < ttl.TTL <= 30
+    answers = list(lease.LeaseKeepAlive(iter([rpc_pb2.LeaseKeepAliveRequest(ID=granted.ID)] * 3),
+                                        timeout=10))
+    assert [answer.TTL for answer in answers] == [30, 30, 30]
