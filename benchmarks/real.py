@@ -187,7 +187,7 @@ async def wait_ready(system: System) -> None:
         for proc in system.procs:
             if proc.poll() is not None:
                 raise RuntimeError(f"{system.name}: a server exited ({proc.returncode}); "
-                                   f"see the logs in {system.workdir}")
+                                   f"its logs end:\n{_log_tails(system.workdir)}")
         try:
             if not system.leader_port:
                 system.leader_port = await _find_leader(system.client_ports)
@@ -202,6 +202,15 @@ async def wait_ready(system: System) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{system.name} did not elect a leader in time")
         await asyncio.sleep(0.2)
+
+
+def _log_tails(workdir: Path, lines: int = 15) -> str:
+    """The last lines of every server log (the work directory is removed after the run)."""
+    tails = []
+    for log in sorted(workdir.glob("*.log")):
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+        tails.append(f"--- {log.name}\n" + "\n".join(text))
+    return "\n".join(tails)
 
 
 async def _find_leader(ports: Sequence[int]) -> int:
