@@ -106,17 +106,20 @@ def verify(data: bytes, *, source: str = "backup", skip_hash_check: bool = False
     return state_machine
 
 
-def read_backup(path: Path, *, skip_hash_check: bool = False) -> StateMachine:
+def _read(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         raise BackupError(f"cannot read the backup {path}: {error.strerror or error}") from error
-    return verify(data, source=str(path), skip_hash_check=skip_hash_check)
+
+
+def read_backup(path: Path, *, skip_hash_check: bool = False) -> StateMachine:
+    return verify(_read(path), source=str(path), skip_hash_check=skip_hash_check)
 
 
 def info(path: Path) -> BackupInfo:
-    data = path.read_bytes() if path.exists() else b""
-    state_machine = read_backup(path)
+    data = _read(path)
+    state_machine = verify(data, source=str(path))
     store = state_machine.store
     return BackupInfo(
         hash=int.from_bytes(hashlib.sha256(data).digest()[:4], "big"),
