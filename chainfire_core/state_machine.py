@@ -40,6 +40,19 @@ users, roles, alarms or quotas (which is what it was). `restore` checks
 the frame before touching anything, so a corrupt snapshot raises
 `CorruptSnapshot` and leaves the state as it was. Snapshot, restore,
 snapshot gives the same bytes.
+
+Durable progress (etcd's consistent index). Besides the data, the backend
+holds, in buckets outside the quota's measure, what a durable backend needs
+to stand for a state on its own: the applied index and term (bucket "sm",
+written by every `apply` and `mark_applied`, so in the same backend
+transaction as the data the entry wrote), the lease records and id counter
+(bucket "lease" and "sm", written as grants, revokes and checkpoints apply;
+the keys attached to a lease are the KV data's), and the node's member
+table (an opaque record the node writes). A `StateMachine` built over a
+backend that holds them starts from there (`applied_index` > 0); one over an
+empty backend starts empty, as before. Leader-local lease changes (a
+renewal's dropped checkpoint) are not written: they are not replicated
+either, and the clear that replicates them is.
 """
 
 from __future__ import annotations
@@ -114,7 +127,13 @@ from chainfire_core.quota import (
     QuotaSetRequest,
     SizedBackend,
 )
-from chainfire_core.storage import MemoryBackend, StorageBackend
+from chainfire_core.storage import (
+    BatchDelete,
+    BatchOp,
+    BatchPut,
+    MemoryBackend,
+    StorageBackend,
+)
 from chainfire_core.types import NO_LEASE, Index, LeaseId, Revision
 
 Command = (
@@ -156,6 +175,16 @@ _FRAME = struct.Struct(">4sH32sQ")  # magic, version, sha256(body), body length
 _BODY_HEADER = struct.Struct(">QQQ")  # applied index, lease next id, lease count
 _LEASE = struct.Struct(">qqq")  # id, granted ttl, checkpointed remaining ttl
 _BACKEND_LEN = struct.Struct(">Q")
+# Durable progress and lease records (see "Durable progress"): written past
+# the SizedBackend, so the backend quota measures what etcd's would.
+STATE_BUCKET = "sm"
+LEASE_BUCKET = "lease"
+_APPLIED_KEY = b"applied"
+_LEASE_NEXT_ID_KEY = b"lease_next_id"
+_MEMBERS_KEY = b"members"
+_APPLIED = struct.Struct(">QQ")  # applied index, its term
+_LEASE_ID = struct.Struct(">q")
+_LEASE_VALUE = struct.Struct(">qq")  # granted ttl, checkpointed remaining ttl
 
 
 class StateMachine:
@@ -179,11 +208,25 @@ class StateMachine:
         # This member's simple tokens: not replicated (auth/tokens.py).
         self.tokens = SimpleTokenStore(self.config.auth_token_ttl_ms, self.config.max_auth_tokens)
         self._applied_index = 0
-        self._reattach_leases()
+        self._applied_term = 0
+        # Snapshots restored (`restore`): a driver's restart can tell whether
+        # it decoded one.
+        self.snapshot_restores = 0
+        self._load_durable()
 
     @property
     def applied_index(self) -> Index:
         return Index(self._applied_index)
+
+    @property
+    def applied_term(self) -> int:
+        """The term of the entry at `applied_index` (0 when not known)."""
+        return self._applied_term
+
+    @property
+    def durable(self) -> StorageBackend:
+        """The backend without the quota's measure (progress records)."""
+        return self._sized.inner
 
     @property
     def revision(self) -> Revision:
@@ -200,12 +243,12 @@ class StateMachine:
 
     # -- replicated ------------------------------------------------------------
 
-    def apply(self, command: Command, *, now_ms: int, index: int | None = None) -> CommandResponse:
+    def apply(self, command: Command, *, now_ms: int, index: int | None = None,
+              term: int = 0) -> CommandResponse:
         """Apply one committed command. `index`, when given, is its log index
-        and must follow the last one applied."""
+        (and `term` its term) and must follow the last one applied."""
         if index is not None:
-            assert index > self._applied_index, (index, self._applied_index)
-            self._applied_index = index
+            self.mark_applied(index, term)
         if isinstance(command, AuthorizedCommand):
             authorize(self.auth, self.lessor, command.info, command.command)
             command = command.command
@@ -213,7 +256,28 @@ class StateMachine:
         plan = self.quotas.plan(command, self.lessor)
         response = self._apply(command, now_ms)
         self.quotas.commit(plan)  # reached only if the command applied
+        if isinstance(command, LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest):
+            self._save_leases(command, response)
         return response
+
+    def _save_leases(self, command: LeaseGrantRequest | LeaseRevokeRequest
+                     | LeaseCheckpointRequest, response: CommandResponse) -> None:
+        """Write the lease records an applied lease command changed."""
+        durable = self._sized.inner
+        if isinstance(command, LeaseRevokeRequest):
+            durable.delete(LEASE_BUCKET, _LEASE_ID.pack(command.id))
+            return
+        if isinstance(response, LeaseGrantResponse):
+            durable.put(STATE_BUCKET, _LEASE_NEXT_ID_KEY, _LEASE_ID.pack(self.lessor.next_id))
+            ids: tuple[LeaseId, ...] = (response.id,)
+        else:
+            assert isinstance(command, LeaseCheckpointRequest), command
+            ids = tuple(checkpoint.id for checkpoint in command.checkpoints)
+        for lease_id in ids:
+            found = self.lessor.lookup(lease_id)
+            if found is not None:
+                durable.put(LEASE_BUCKET, _LEASE_ID.pack(lease_id),
+                            _LEASE_VALUE.pack(found.ttl_s, found.remaining_ttl_s))
 
     def _apply(self, command: Command, now_ms: int) -> CommandResponse:
         match command:
@@ -244,11 +308,22 @@ class StateMachine:
                 return apply_auth(self.auth, self.tokens, command, header=self._header(),
                                   index=self._applied_index, now_ms=now_ms)
 
-    def mark_applied(self, index: int) -> None:
-        """Record that a log entry with no command (a no-op or a membership
-        change) was applied at `index`."""
+    def mark_applied(self, index: int, term: int = 0) -> None:
+        """Record that the log entry at `index` (of `term`) was applied (by
+        `apply`, or with no command: a no-op or a membership change), in
+        the backend too."""
         assert index > self._applied_index, (index, self._applied_index)
         self._applied_index = index
+        self._applied_term = term
+        self._sized.inner.put(STATE_BUCKET, _APPLIED_KEY, _APPLIED.pack(index, term))
+
+    def members_record(self) -> bytes | None:
+        """The member table the node last saved with `save_members_record`."""
+        return self._sized.inner.get(STATE_BUCKET, _MEMBERS_KEY)
+
+    def save_members_record(self, data: bytes) -> None:
+        """Keep the node's member table (opaque bytes) with the state."""
+        self._sized.inner.put(STATE_BUCKET, _MEMBERS_KEY, data)
 
     def _grant(self, request: LeaseGrantRequest, now_ms: int) -> LeaseGrantResponse:
         lease_id = request.id or self.lessor.allocate_id()
@@ -386,6 +461,58 @@ class StateMachine:
         self.store.set_lease_hooks(lessor)
         self.watches.on_restore()
         self._applied_index = applied
+        self._applied_term = 0
+        self._save_durable()  # may learn the term from the donor's record
+        self.snapshot_restores += 1
+
+    def _save_durable(self) -> None:
+        """Make the progress and lease records match the restored state (an
+        older snapshot's backend may lack them). Only differences are
+        written, and an absent record stands for its default, so a restored
+        backend equals the donor's byte for byte."""
+        durable = self._sized.inner
+        raw = durable.get(STATE_BUCKET, _APPLIED_KEY)
+        if raw is not None and len(raw) == _APPLIED.size \
+                and _APPLIED.unpack(raw)[0] == self._applied_index:
+            self._applied_term = _APPLIED.unpack(raw)[1]
+        elif raw is not None or self._applied_index:
+            durable.put(STATE_BUCKET, _APPLIED_KEY, _APPLIED.pack(self._applied_index, 0))
+        next_id = _LEASE_ID.pack(self.lessor.next_id)
+        raw_next = durable.get(STATE_BUCKET, _LEASE_NEXT_ID_KEY)
+        if raw_next != next_id and (raw_next is not None or self.lessor.next_id != 1):
+            durable.put(STATE_BUCKET, _LEASE_NEXT_ID_KEY, next_id)
+        wanted = {_LEASE_ID.pack(r.id): _LEASE_VALUE.pack(r.ttl_s, r.remaining_ttl_s)
+                  for r in self.lessor.to_records()}
+        held = dict(durable.range(LEASE_BUCKET, b""))
+        ops: list[BatchOp] = [BatchDelete(bucket=LEASE_BUCKET, key=key)
+                              for key in sorted(held.keys() - wanted.keys())]
+        ops += [BatchPut(bucket=LEASE_BUCKET, key=key, value=value)
+                for key, value in sorted(wanted.items()) if held.get(key) != value]
+        if ops:
+            durable.write_batch(ops)
+
+    def _load_durable(self) -> None:
+        """Start from the progress and lease records in the backend, if any
+        (CorruptSnapshot if they do not hold together)."""
+        durable = self._sized.inner
+        raw = durable.get(STATE_BUCKET, _APPLIED_KEY)
+        if raw is not None:
+            if len(raw) != _APPLIED.size:
+                raise CorruptSnapshot("backend: malformed applied index record")
+            self._applied_index, self._applied_term = _APPLIED.unpack(raw)
+        raw_next = durable.get(STATE_BUCKET, _LEASE_NEXT_ID_KEY)
+        if raw_next is not None:
+            if len(raw_next) != _LEASE_ID.size:
+                raise CorruptSnapshot("backend: malformed lease id counter")
+            records = []
+            for key, value in durable.range(LEASE_BUCKET, b""):
+                if len(key) != _LEASE_ID.size or len(value) != _LEASE_VALUE.size:
+                    raise CorruptSnapshot(f"backend: malformed lease record {key!r}")
+                ttl_s, remaining = _LEASE_VALUE.unpack(value)
+                records.append(LeaseRecord(id=LeaseId(_LEASE_ID.unpack(key)[0]), ttl_s=ttl_s,
+                                           remaining_ttl_s=remaining))
+            self.lessor.restore(tuple(records), next_id=_LEASE_ID.unpack(raw_next)[0])
+        self._reattach_leases()
 
     def _reattach_leases(self) -> None:
         self._attach_keys(self.lessor)
@@ -448,4 +575,5 @@ def _decode_snapshot(data: bytes) -> tuple[int, int, tuple[LeaseRecord, ...], by
     return applied, next_id, tuple(records), backend
 
 
-__all__ = ["BUCKETS", "Command", "CommandResponse", "Read", "StateMachine"]
+__all__ = ["BUCKETS", "LEASE_BUCKET", "STATE_BUCKET", "Command", "CommandResponse", "Read",
+           "StateMachine"]

@@ -7,7 +7,8 @@ CHAINFIRE_* environment < flags); a bad setting prints the `ConfigError`
 (field and reason) and exits 2. `serve(config)` then, in order:
 
 1. opens the data directory (`DiskStorage.open`: recovery; a corrupt log
-   stops the member here with the storage's message, exit 1);
+   stops the member here with the storage's message, exit 1) and the state
+   machine's durable backend (`state.db`, real/recovery.py);
 2. bootstraps an empty storage for a new cluster and builds the
    `ChainfireNode` (real/bootstrap.py);
 3. starts the peer transport on the first listen-peer URL and points it at
@@ -57,9 +58,11 @@ from real.maintenance import NodeMaintenance
 from real.metrics import NodeMetrics
 from real.metrics_http import start_metrics_server
 from real.quota_cli import quota_main
+from real.recovery import open_backend
 from real.runtime import NodeRuntime, RuntimeConfig
 from real.snapshot_cli import snapshot_main
 from real.storage import DiskStorage, StorageError
+from real.storage.mvcc_backend import SqliteBackend
 from real.transport import PeerTransport
 
 logger = logging.getLogger("chainfire.server")
@@ -124,17 +127,24 @@ async def serve(config: ServerConfig, options: ServeOptions | None = None,
         logger.error("cannot open the data directory: %s", error)
         return EXIT_FAILED
     try:
-        return await _run(config, options, storage, stop)
+        backend = open_backend(config.data_dir)
+    except StorageError as error:
+        logger.error("cannot open the state machine's backend: %s", error)
+        storage.close()
+        return EXIT_FAILED
+    try:
+        return await _run(config, options, storage, backend, stop)
     finally:
+        backend.close()
         storage.close()
 
 
 async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage,
-               stop: asyncio.Event | None) -> int:
-    node = build_node(config, storage, codec=MemoCodec())
+               backend: SqliteBackend, stop: asyncio.Event | None) -> int:
+    node = build_node(config, storage, codec=MemoCodec(), backend=backend)
     runtime = NodeRuntime(node, storage, RuntimeConfig(tick_ms=config.tick_ms),
                           cluster_id=config.cluster_id,
-                          cluster_token=config.initial_cluster_token)
+                          cluster_token=config.initial_cluster_token, backend=backend)
     peer_tls = config.peer_tls()
     transport = PeerTransport(node.id, on_message=runtime.deliver,
                               on_unreachable=runtime.report_unreachable,
