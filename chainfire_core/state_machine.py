@@ -41,18 +41,16 @@ the frame before touching anything, so a corrupt snapshot raises
 `CorruptSnapshot` and leaves the state as it was. Snapshot, restore,
 snapshot gives the same bytes.
 
-Durable progress (etcd's consistent index). Besides the data, the backend
-holds, in buckets outside the quota's measure, what a durable backend needs
-to stand for a state on its own: the applied index and term (bucket "sm",
-written by every `apply` and `mark_applied`, so in the same backend
-transaction as the data the entry wrote), the lease records and id counter
-(bucket "lease" and "sm", written as grants, revokes and checkpoints apply;
-the keys attached to a lease are the KV data's), and the node's member
-table (an opaque record the node writes). A `StateMachine` built over a
-backend that holds them starts from there (`applied_index` > 0); one over an
-empty backend starts empty, as before. Leader-local lease changes (a
-renewal's dropped checkpoint) are not written: they are not replicated
-either, and the clear that replicates them is.
+Durable progress (etcd's consistent index, progress.py). Besides the data,
+the backend holds what a durable backend needs to stand for the state on
+its own: the applied index and term (written by every `apply` and
+`mark_applied`, so in the same backend transaction as the data the entry
+wrote), the lease records and id counter (as grants, revokes and
+checkpoints apply), and the node's member table. A `StateMachine` built
+over a backend that holds them starts from there (`applied_index` > 0);
+one over an empty backend starts empty, as before. Leader-local lease
+changes (a renewal's dropped checkpoint) are not written: they are not
+replicated either, and the clear that replicates them is.
 """
 
 from __future__ import annotations
@@ -60,6 +58,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from chainfire_core import progress
 from chainfire_core.alarms import (
     ALARM_BUCKET,
     AlarmAction,
@@ -127,13 +126,7 @@ from chainfire_core.quota import (
     QuotaSetRequest,
     SizedBackend,
 )
-from chainfire_core.storage import (
-    BatchDelete,
-    BatchOp,
-    BatchPut,
-    MemoryBackend,
-    StorageBackend,
-)
+from chainfire_core.storage import MemoryBackend, StorageBackend
 from chainfire_core.types import NO_LEASE, Index, LeaseId, Revision
 
 Command = (
@@ -175,16 +168,6 @@ _FRAME = struct.Struct(">4sH32sQ")  # magic, version, sha256(body), body length
 _BODY_HEADER = struct.Struct(">QQQ")  # applied index, lease next id, lease count
 _LEASE = struct.Struct(">qqq")  # id, granted ttl, checkpointed remaining ttl
 _BACKEND_LEN = struct.Struct(">Q")
-# Durable progress and lease records (see "Durable progress"): written past
-# the SizedBackend, so the backend quota measures what etcd's would.
-STATE_BUCKET = "sm"
-LEASE_BUCKET = "lease"
-_APPLIED_KEY = b"applied"
-_LEASE_NEXT_ID_KEY = b"lease_next_id"
-_MEMBERS_KEY = b"members"
-_APPLIED = struct.Struct(">QQ")  # applied index, its term
-_LEASE_ID = struct.Struct(">q")
-_LEASE_VALUE = struct.Struct(">qq")  # granted ttl, checkpointed remaining ttl
 
 
 class StateMachine:
@@ -263,21 +246,14 @@ class StateMachine:
     def _save_leases(self, command: LeaseGrantRequest | LeaseRevokeRequest
                      | LeaseCheckpointRequest, response: CommandResponse) -> None:
         """Write the lease records an applied lease command changed."""
-        durable = self._sized.inner
         if isinstance(command, LeaseRevokeRequest):
-            durable.delete(LEASE_BUCKET, _LEASE_ID.pack(command.id))
-            return
-        if isinstance(response, LeaseGrantResponse):
-            durable.put(STATE_BUCKET, _LEASE_NEXT_ID_KEY, _LEASE_ID.pack(self.lessor.next_id))
-            ids: tuple[LeaseId, ...] = (response.id,)
+            progress.save_leases(self._sized.inner, self.lessor, (), revoked=command.id)
+        elif isinstance(response, LeaseGrantResponse):
+            progress.save_leases(self._sized.inner, self.lessor, (response.id,))
         else:
             assert isinstance(command, LeaseCheckpointRequest), command
-            ids = tuple(checkpoint.id for checkpoint in command.checkpoints)
-        for lease_id in ids:
-            found = self.lessor.lookup(lease_id)
-            if found is not None:
-                durable.put(LEASE_BUCKET, _LEASE_ID.pack(lease_id),
-                            _LEASE_VALUE.pack(found.ttl_s, found.remaining_ttl_s))
+            progress.save_leases(self._sized.inner, self.lessor,
+                                 tuple(checkpoint.id for checkpoint in command.checkpoints))
 
     def _apply(self, command: Command, now_ms: int) -> CommandResponse:
         match command:
@@ -315,15 +291,15 @@ class StateMachine:
         assert index > self._applied_index, (index, self._applied_index)
         self._applied_index = index
         self._applied_term = term
-        self._sized.inner.put(STATE_BUCKET, _APPLIED_KEY, _APPLIED.pack(index, term))
+        progress.save_applied(self._sized.inner, index, term)
 
     def members_record(self) -> bytes | None:
         """The member table the node last saved with `save_members_record`."""
-        return self._sized.inner.get(STATE_BUCKET, _MEMBERS_KEY)
+        return self._sized.inner.get(progress.STATE_BUCKET, progress.MEMBERS_KEY)
 
     def save_members_record(self, data: bytes) -> None:
         """Keep the node's member table (opaque bytes) with the state."""
-        self._sized.inner.put(STATE_BUCKET, _MEMBERS_KEY, data)
+        self._sized.inner.put(progress.STATE_BUCKET, progress.MEMBERS_KEY, data)
 
     def _grant(self, request: LeaseGrantRequest, now_ms: int) -> LeaseGrantResponse:
         lease_id = request.id or self.lessor.allocate_id()
@@ -461,57 +437,17 @@ class StateMachine:
         self.store.set_lease_hooks(lessor)
         self.watches.on_restore()
         self._applied_index = applied
-        self._applied_term = 0
-        self._save_durable()  # may learn the term from the donor's record
+        # The records must match (an older snapshot's backend may lack them).
+        self._applied_term = progress.sync_after_restore(self._sized.inner, applied, lessor)
         self.snapshot_restores += 1
-
-    def _save_durable(self) -> None:
-        """Make the progress and lease records match the restored state (an
-        older snapshot's backend may lack them). Only differences are
-        written, and an absent record stands for its default, so a restored
-        backend equals the donor's byte for byte."""
-        durable = self._sized.inner
-        raw = durable.get(STATE_BUCKET, _APPLIED_KEY)
-        if raw is not None and len(raw) == _APPLIED.size \
-                and _APPLIED.unpack(raw)[0] == self._applied_index:
-            self._applied_term = _APPLIED.unpack(raw)[1]
-        elif raw is not None or self._applied_index:
-            durable.put(STATE_BUCKET, _APPLIED_KEY, _APPLIED.pack(self._applied_index, 0))
-        next_id = _LEASE_ID.pack(self.lessor.next_id)
-        raw_next = durable.get(STATE_BUCKET, _LEASE_NEXT_ID_KEY)
-        if raw_next != next_id and (raw_next is not None or self.lessor.next_id != 1):
-            durable.put(STATE_BUCKET, _LEASE_NEXT_ID_KEY, next_id)
-        wanted = {_LEASE_ID.pack(r.id): _LEASE_VALUE.pack(r.ttl_s, r.remaining_ttl_s)
-                  for r in self.lessor.to_records()}
-        held = dict(durable.range(LEASE_BUCKET, b""))
-        ops: list[BatchOp] = [BatchDelete(bucket=LEASE_BUCKET, key=key)
-                              for key in sorted(held.keys() - wanted.keys())]
-        ops += [BatchPut(bucket=LEASE_BUCKET, key=key, value=value)
-                for key, value in sorted(wanted.items()) if held.get(key) != value]
-        if ops:
-            durable.write_batch(ops)
 
     def _load_durable(self) -> None:
         """Start from the progress and lease records in the backend, if any
         (CorruptSnapshot if they do not hold together)."""
-        durable = self._sized.inner
-        raw = durable.get(STATE_BUCKET, _APPLIED_KEY)
-        if raw is not None:
-            if len(raw) != _APPLIED.size:
-                raise CorruptSnapshot("backend: malformed applied index record")
-            self._applied_index, self._applied_term = _APPLIED.unpack(raw)
-        raw_next = durable.get(STATE_BUCKET, _LEASE_NEXT_ID_KEY)
-        if raw_next is not None:
-            if len(raw_next) != _LEASE_ID.size:
-                raise CorruptSnapshot("backend: malformed lease id counter")
-            records = []
-            for key, value in durable.range(LEASE_BUCKET, b""):
-                if len(key) != _LEASE_ID.size or len(value) != _LEASE_VALUE.size:
-                    raise CorruptSnapshot(f"backend: malformed lease record {key!r}")
-                ttl_s, remaining = _LEASE_VALUE.unpack(value)
-                records.append(LeaseRecord(id=LeaseId(_LEASE_ID.unpack(key)[0]), ttl_s=ttl_s,
-                                           remaining_ttl_s=remaining))
-            self.lessor.restore(tuple(records), next_id=_LEASE_ID.unpack(raw_next)[0])
+        found = progress.load(self._sized.inner)
+        self._applied_index, self._applied_term = found.applied_index, found.applied_term
+        if found.leases is not None:
+            self.lessor.restore(found.leases, next_id=found.lease_next_id)
         self._reattach_leases()
 
     def _reattach_leases(self) -> None:
@@ -575,5 +511,4 @@ def _decode_snapshot(data: bytes) -> tuple[int, int, tuple[LeaseRecord, ...], by
     return applied, next_id, tuple(records), backend
 
 
-__all__ = ["BUCKETS", "LEASE_BUCKET", "STATE_BUCKET", "Command", "CommandResponse", "Read",
-           "StateMachine"]
+__all__ = ["BUCKETS", "Command", "CommandResponse", "Read", "StateMachine"]

@@ -38,11 +38,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from chainfire_core.state_machine import STATE_BUCKET
+from chainfire_core.progress import APPLIED, APPLIED_KEY, STATE_BUCKET
 from chainfire_core.storage import BatchDelete, BatchOp, BatchPut, decode_backend, encode_backend
 from real.storage.errors import CorruptStorage, StorageError, StorageFailed, from_sqlite
 
@@ -54,8 +53,6 @@ APPLICATION_ID = 0x43464245
 # and keys per IN (...) query of `get_many` (under SQLite's variable limit).
 RANGE_PAGE_ROWS = 1024
 GET_MANY_CHUNK_KEYS = 500
-_APPLIED_KEY = b"applied"
-_APPLIED = struct.Struct(">QQ")
 
 _SCHEMA = (
     "CREATE TABLE kv (bucket TEXT NOT NULL, key BLOB NOT NULL, "
@@ -243,12 +240,12 @@ class SqliteBackend:
     def applied(self) -> tuple[int, int] | None:
         """The committed applied index and term the state machine recorded
         (None: no state); CorruptStorage if the record is malformed."""
-        raw = self.get(STATE_BUCKET, _APPLIED_KEY)
+        raw = self.get(STATE_BUCKET, APPLIED_KEY)
         if raw is None:
             return None
-        if len(raw) != _APPLIED.size:
+        if len(raw) != APPLIED.size:
             raise CorruptStorage(self.path, "the applied index", f"{len(raw)} bytes")
-        index, term = _APPLIED.unpack(raw)
+        index, term = APPLIED.unpack(raw)
         return int(index), int(term)
 
     def abandon(self) -> None:

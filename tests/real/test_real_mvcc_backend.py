@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from chainfire_core.alarms import AlarmAction, AlarmRequest, AlarmType
 from chainfire_core.errors import ChainfireError
 from chainfire_core.lease.messages import (
     LeaseCheckpoint,
@@ -25,11 +26,14 @@ from chainfire_core.mvcc.messages import (
     PutRequest,
     RangeRequest,
     RangeResponse,
+    ResponseHeader,
 )
 from chainfire_core.node import ChainfireNode
 from chainfire_core.node_messages import MemberListRequest, MemberResponse, ReadConsistency
+from chainfire_core.quota import QuotaListRequest, QuotaSetRequest
 from chainfire_core.state_machine import StateMachine
 from chainfire_core.storage import BatchDelete, BatchPut, MemoryBackend
+from chainfire_core.types import NodeId, Revision
 from real.bootstrap import build_node
 from real.config import load_config
 from real.recovery import CORRUPT_SUFFIX, open_backend
@@ -101,6 +105,9 @@ def _commands() -> list[object]:
         LeaseRevokeRequest(id=77),
         CompactionRequest(revision=3),
         LeaseGrantRequest(ttl_s=90),
+        QuotaSetRequest(prefix=b"q/", max_keys=2),
+        AlarmRequest(action=AlarmAction.ACTIVATE, member_id=NodeId(1),
+                     alarm=AlarmType.CORRUPT),
     ]
 
 
@@ -119,6 +126,11 @@ def test_state_machine_reopens_from_the_backend(tmp_path: Path) -> None:
     assert reopened.lessor.to_records() == memory.lessor.to_records()
     assert reopened.lessor.next_id == memory.lessor.next_id
     assert reopened.lessor.keys(1) == (b"b",)
+    get = AlarmRequest(action=AlarmAction.GET)
+    assert reopened.serve_read(get) == memory.serve_read(get)
+    assert reopened.alarms.get()
+    assert reopened.quotas.list(ResponseHeader(revision=Revision(1))).quotas
+    assert reopened.serve_read(QuotaListRequest()) == memory.serve_read(QuotaListRequest())
     reopened.check_invariants(deep=True)
 
 
