@@ -203,6 +203,15 @@ class SqliteBackend:
         rows = self._query("SELECT COUNT(*) FROM kv WHERE bucket = ?", (bucket,))
         return int(rows[0][0])
 
+    def size_bytes_of(self, buckets: Sequence[str]) -> int:
+        """The bytes of every key and value in `buckets` (the quota's measure)."""
+        total = 0
+        for bucket in buckets:
+            rows = self._query("SELECT COALESCE(SUM(length(key) + length(value)), 0) FROM kv "
+                               "WHERE bucket = ?", (bucket,))
+            total += int(rows[0][0])
+        return total
+
     def snapshot(self) -> bytes:
         return encode_backend(
             (name, list(self.range(name, b""))) for name in sorted(self._buckets))
