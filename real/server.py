@@ -170,7 +170,7 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
     runtime.observer = metrics
     runtime.start(transport)
     try:
-        grpc_server = await _start_grpc(runtime, config, storage)
+        grpc_server = await _start_grpc(runtime, config, storage, backend)
     except ListenError as error:
         logger.error("%s", error)
         await runtime.stop(0)
@@ -265,16 +265,20 @@ def _peer_updater(config: ServerConfig, set_peers: Callable[[Mapping[NodeId, tup
 
 
 async def _start_grpc(runtime: NodeRuntime, config: ServerConfig,
-                      storage: DiskStorage) -> ApiServer:
+                      storage: DiskStorage, backend: SqliteBackend) -> ApiServer:
     addresses = [f"{url.host}:{url.port}" for url in config.listen_client_urls]
     client_tls = config.client_tls()
     credentials = client_tls.grpc_server_credentials() if client_tls.enabled else None
     tls = {f"{url.host}:{url.port}": credentials for url in config.listen_client_urls
            if url.tls and credentials is not None}
-    maintenance = NodeMaintenance(runtime.node, runtime.wait_until,
-                                  defragment=storage.defragment)
+    def defragment() -> None:  # on the loop, between Readies: no backend transaction open
+        storage.defragment()
+        backend.defragment()
+
+    maintenance = NodeMaintenance(runtime.node, runtime.wait_until, defragment=defragment)
     return await start_server(runtime, addresses, configure=_add_health,
-                              db_size_bytes=lambda: db_size_bytes(storage.path),
+                              db_size_bytes=lambda: (db_size_bytes(storage.path)
+                                                     + db_size_bytes(backend.path)),
                               maintenance=maintenance, forward=ForwardConfig.for_timing(
                                   heartbeat_interval_ms=config.heartbeat_interval_ms,
                                   election_timeout_ms=config.election_timeout_ms),

@@ -240,6 +240,17 @@ class SqliteBackend:
             raise self._fail(error) from error
         self.commits += 1
 
+    def defragment(self) -> None:
+        """VACUUM the file (between Readies: no transaction may be open) and
+        cut its WAL back (Maintenance.Defragment)."""
+        connection = self._check()
+        assert not connection.in_transaction, "defragment inside a Ready's transaction"
+        try:
+            connection.execute("VACUUM")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as error:
+            raise self._fail(error) from error
+
     def clear(self) -> None:
         """Empty the backend (in the open transaction)."""
         self._write("DELETE FROM kv", [()])
