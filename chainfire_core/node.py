@@ -54,8 +54,17 @@ checkpoints of remaining TTLs. Keepalives and TTL queries go to the leader
 
 Snapshots: every `snapshot_every_entries` applied entries the node writes a
 snapshot of the state machine and member table into its Raft storage and
-compacts the log, keeping `snapshot_catchup_entries` for slow followers. An
-incoming snapshot replaces the state machine when it is applied.
+compacts the log, keeping `snapshot_catchup_entries` for slow followers
+(at the start of the next `advance`: of state a driver with a durable
+backend has committed). An incoming snapshot replaces the state machine
+when it is applied.
+
+Durable state machine: a driver may hand in a `StateMachine` over a backend
+that already holds state (its applied index, leases, and the member table
+this node saves there). If it is at or past the storage's snapshot, the
+snapshot is not restored: the member table comes from the backend, and
+committed entries up to its applied index are skipped (their conf changes
+still go to Raft, whose configuration starts from the snapshot's).
 
 Planted bugs (`NodeConfig.bugs`, chainfire_core/bugs.py; simulation only,
 none by default) make the node, its state machine, lessor and watchable

@@ -207,11 +207,6 @@ class StateMachine:
         return self._applied_term
 
     @property
-    def durable(self) -> StorageBackend:
-        """The backend without the quota's measure (progress records)."""
-        return self._sized.inner
-
-    @property
     def revision(self) -> Revision:
         return self.store.current_revision
 
