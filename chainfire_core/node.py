@@ -54,8 +54,17 @@ checkpoints of remaining TTLs. Keepalives and TTL queries go to the leader
 
 Snapshots: every `snapshot_every_entries` applied entries the node writes a
 snapshot of the state machine and member table into its Raft storage and
-compacts the log, keeping `snapshot_catchup_entries` for slow followers. An
-incoming snapshot replaces the state machine when it is applied.
+compacts the log, keeping `snapshot_catchup_entries` for slow followers
+(at the start of the next `advance`: of state a driver with a durable
+backend has committed). An incoming snapshot replaces the state machine
+when it is applied.
+
+Durable state machine: a driver may hand in a `StateMachine` over a backend
+that already holds state (its applied index, leases, and the member table
+this node saves there). If it is at or past the storage's snapshot, the
+snapshot is not restored: the member table comes from the backend, and
+committed entries up to its applied index are skipped (their conf changes
+still go to Raft, whose configuration starts from the snapshot's).
 
 Planted bugs (`NodeConfig.bugs`, chainfire_core/bugs.py; simulation only,
 none by default) make the node, its state machine, lessor and watchable
@@ -255,6 +264,8 @@ class ChainfireNode:
             self._stale_through = storage.initial_state()[0].commit
         self.raw = RawNode(config.raft, storage, rng)
         self.members.sync(self.raw.raft.tracker.conf_state())
+        if snapshot.metadata.index <= self.sm.applied_index:
+            self._load_members()  # a durable state machine ahead of the snapshot
         self._pending: dict[int, _Pending] = {}
         # Encoded client writes waiting for the next ready(): (request id, data).
         self._queued: list[tuple[int, bytes]] = []
@@ -572,6 +583,8 @@ class ChainfireNode:
         if ready.raft.snapshot is not None:
             self._restore_snapshot(ready.raft.snapshot)
             self._last_snapshot_index = ready.raft.snapshot.metadata.index
+        else:
+            self._maybe_snapshot(periodic=True)
         entries: Sequence[Entry] = ready.raft.committed_entries
         if self._stale_through:
             entries = self._skip_stale(entries)  # planted bug: stale_snapshot_on_restart
@@ -582,16 +595,20 @@ class ChainfireNode:
                 pending.read_index = state.index
         self.raw.advance(ready.raft)
         self._serve_reads()
-        self._maybe_snapshot()
+        self._maybe_snapshot(periodic=False)
 
     def _apply_entries(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
             if entry.index <= self.sm.applied_index:
-                continue  # applied before a restart (the state machine is durable)
+                # Applied before a restart (the state machine is durable);
+                # Raft's configuration still needs its conf changes.
+                if entry.conf_change is not None:
+                    self.raw.apply_conf_change(entry.conf_change)
+                continue
             if entry.conf_change is not None:
                 self._apply_conf_change(entry)
             elif not entry.data:
-                self.sm.mark_applied(entry.index)  # a leader's empty entry
+                self.sm.mark_applied(entry.index, entry.term)  # a leader's empty entry
             else:
                 self._apply_proposal(entry)
 
@@ -617,7 +634,7 @@ class ChainfireNode:
         assert isinstance(proposal, Proposal), proposal
         try:
             result: object = self.sm.apply(proposal.command, now_ms=self.now_ms,
-                                           index=entry.index)
+                                           index=entry.index, term=entry.term)
             error = None
         except ChainfireError as failure:
             # A refused command (compacted, lease not found) still took its
@@ -630,12 +647,13 @@ class ChainfireNode:
         change = entry.conf_change
         assert change is not None
         conf_state = self.raw.apply_conf_change(change)
-        self.sm.mark_applied(entry.index)
+        self.sm.mark_applied(entry.index, entry.term)
         if not change.context:
             return  # leaving a joint config
         context = self.codec.decode(change.context)
         assert isinstance(context, MemberChangeContext), context
         member = self.members.apply(change, context.member, conf_state)
+        self._save_members()
         if any(single.type != ConfChangeType.REMOVE_NODE for single in change.changes):
             # A joining member starts empty and is caught up with a snapshot;
             # Raft refuses a snapshot whose config does not name it, so the
@@ -688,10 +706,17 @@ class ChainfireNode:
 
     # -- snapshots ---------------------------------------------------------------
 
-    def _maybe_snapshot(self) -> None:
+    def _maybe_snapshot(self, *, periodic: bool) -> None:
+        """Snapshot when due: `periodic` (every `snapshot_every_entries`) at
+        the start of `advance`, so of the state the previous Readies applied,
+        which a driver with a durable backend has committed by then (its
+        applied index is never behind the snapshot, so a restart can use it);
+        after a member was added, at the end of `advance` (the new member's
+        catch-up snapshot must name it at once)."""
         applied = self.sm.applied_index
-        if applied - self._last_snapshot_index < self.config.snapshot_every_entries \
-                and not self._snapshot_due:
+        if periodic and applied - self._last_snapshot_index < self.config.snapshot_every_entries:
+            return
+        if not periodic and not self._snapshot_due:
             return
         self._snapshot_due = False
         data = self.codec.encode(NodeSnapshot(state_machine=self.sm.snapshot(),
@@ -709,9 +734,25 @@ class ChainfireNode:
         assert isinstance(decoded, NodeSnapshot), decoded
         self.sm.restore(decoded.state_machine)
         self.members.restore(decoded.members)
+        self._save_members()
         if self._follower_expiry:
             # planted bug: follower_lease_expiry (a restored lessor keeps time too)
             self.sm.lessor.promote(self.now_ms)
+
+    def _save_members(self) -> None:
+        """Keep the member table with the state machine's durable state."""
+        self.sm.save_members_record(self.codec.encode(
+            NodeSnapshot(state_machine=b"", members=self.members.all())))
+
+    def _load_members(self) -> None:
+        """The member table saved with a state machine that starts ahead of
+        the snapshot (a durable backend), if it holds one."""
+        record = self.sm.members_record()
+        if record is None:
+            return
+        decoded = self.codec.decode(record)
+        assert isinstance(decoded, NodeSnapshot), decoded
+        self.members.restore(decoded.members)
 
     def check_invariants(self) -> None:
         self.raw.check_invariants()

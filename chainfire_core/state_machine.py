@@ -40,6 +40,17 @@ users, roles, alarms or quotas (which is what it was). `restore` checks
 the frame before touching anything, so a corrupt snapshot raises
 `CorruptSnapshot` and leaves the state as it was. Snapshot, restore,
 snapshot gives the same bytes.
+
+Durable progress (etcd's consistent index, progress.py). Besides the data,
+the backend holds what a durable backend needs to stand for the state on
+its own: the applied index and term (written by every `apply` and
+`mark_applied`, so in the same backend transaction as the data the entry
+wrote), the lease records and id counter (as grants, revokes and
+checkpoints apply), and the node's member table. A `StateMachine` built
+over a backend that holds them starts from there (`applied_index` > 0);
+one over an empty backend starts empty, as before. Leader-local lease
+changes (a renewal's dropped checkpoint) are not written: they are not
+replicated either, and the clear that replicates them is.
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from chainfire_core import progress
 from chainfire_core.alarms import (
     ALARM_BUCKET,
     AlarmAction,
@@ -179,11 +191,20 @@ class StateMachine:
         # This member's simple tokens: not replicated (auth/tokens.py).
         self.tokens = SimpleTokenStore(self.config.auth_token_ttl_ms, self.config.max_auth_tokens)
         self._applied_index = 0
-        self._reattach_leases()
+        self._applied_term = 0
+        # Snapshots restored (`restore`): a driver's restart can tell whether
+        # it decoded one.
+        self.snapshot_restores = 0
+        self._load_durable()
 
     @property
     def applied_index(self) -> Index:
         return Index(self._applied_index)
+
+    @property
+    def applied_term(self) -> int:
+        """The term of the entry at `applied_index` (0 when not known)."""
+        return self._applied_term
 
     @property
     def revision(self) -> Revision:
@@ -200,12 +221,12 @@ class StateMachine:
 
     # -- replicated ------------------------------------------------------------
 
-    def apply(self, command: Command, *, now_ms: int, index: int | None = None) -> CommandResponse:
+    def apply(self, command: Command, *, now_ms: int, index: int | None = None,
+              term: int = 0) -> CommandResponse:
         """Apply one committed command. `index`, when given, is its log index
-        and must follow the last one applied."""
+        (and `term` its term) and must follow the last one applied."""
         if index is not None:
-            assert index > self._applied_index, (index, self._applied_index)
-            self._applied_index = index
+            self.mark_applied(index, term)
         if isinstance(command, AuthorizedCommand):
             authorize(self.auth, self.lessor, command.info, command.command)
             command = command.command
@@ -213,7 +234,21 @@ class StateMachine:
         plan = self.quotas.plan(command, self.lessor)
         response = self._apply(command, now_ms)
         self.quotas.commit(plan)  # reached only if the command applied
+        if isinstance(command, LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest):
+            self._save_leases(command, response)
         return response
+
+    def _save_leases(self, command: LeaseGrantRequest | LeaseRevokeRequest
+                     | LeaseCheckpointRequest, response: CommandResponse) -> None:
+        """Write the lease records an applied lease command changed."""
+        if isinstance(command, LeaseRevokeRequest):
+            progress.save_leases(self._sized.inner, self.lessor, (), revoked=command.id)
+        elif isinstance(response, LeaseGrantResponse):
+            progress.save_leases(self._sized.inner, self.lessor, (response.id,))
+        else:
+            assert isinstance(command, LeaseCheckpointRequest), command
+            progress.save_leases(self._sized.inner, self.lessor,
+                                 tuple(checkpoint.id for checkpoint in command.checkpoints))
 
     def _apply(self, command: Command, now_ms: int) -> CommandResponse:
         match command:
@@ -244,11 +279,22 @@ class StateMachine:
                 return apply_auth(self.auth, self.tokens, command, header=self._header(),
                                   index=self._applied_index, now_ms=now_ms)
 
-    def mark_applied(self, index: int) -> None:
-        """Record that a log entry with no command (a no-op or a membership
-        change) was applied at `index`."""
+    def mark_applied(self, index: int, term: int = 0) -> None:
+        """Record that the log entry at `index` (of `term`) was applied (by
+        `apply`, or with no command: a no-op or a membership change), in
+        the backend too."""
         assert index > self._applied_index, (index, self._applied_index)
         self._applied_index = index
+        self._applied_term = term
+        progress.save_applied(self._sized.inner, index, term)
+
+    def members_record(self) -> bytes | None:
+        """The member table the node last saved with `save_members_record`."""
+        return self._sized.inner.get(progress.STATE_BUCKET, progress.MEMBERS_KEY)
+
+    def save_members_record(self, data: bytes) -> None:
+        """Keep the node's member table (opaque bytes) with the state."""
+        self._sized.inner.put(progress.STATE_BUCKET, progress.MEMBERS_KEY, data)
 
     def _grant(self, request: LeaseGrantRequest, now_ms: int) -> LeaseGrantResponse:
         lease_id = request.id or self.lessor.allocate_id()
@@ -386,6 +432,18 @@ class StateMachine:
         self.store.set_lease_hooks(lessor)
         self.watches.on_restore()
         self._applied_index = applied
+        # The records must match (an older snapshot's backend may lack them).
+        self._applied_term = progress.sync_after_restore(self._sized.inner, applied, lessor)
+        self.snapshot_restores += 1
+
+    def _load_durable(self) -> None:
+        """Start from the progress and lease records in the backend, if any
+        (CorruptSnapshot if they do not hold together)."""
+        found = progress.load(self._sized.inner)
+        self._applied_index, self._applied_term = found.applied_index, found.applied_term
+        if found.leases is not None:
+            self.lessor.restore(found.leases, next_id=found.lease_next_id)
+        self._reattach_leases()
 
     def _reattach_leases(self) -> None:
         self._attach_keys(self.lessor)

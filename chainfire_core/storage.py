@@ -17,7 +17,7 @@ deterministic byte encoding of every bucket (sorted by bucket and key), and
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -146,20 +146,28 @@ class MemoryBackend:
         return 0 if found is None else len(found)
 
     def snapshot(self) -> bytes:
-        parts = [_HEADER.pack(_MAGIC, _FORMAT_VERSION), _LEN.pack(len(self._buckets))]
-        for name in sorted(self._buckets):
-            items = self._buckets[name]
-            encoded = name.encode()
-            parts += [_LEN.pack(len(encoded)), encoded, _LEN.pack(len(items))]
-            for key, value in items.items():
-                parts += [_LEN.pack(len(key)), key, _LEN.pack(len(value)), value]
-        return b"".join(parts)
+        return encode_backend((name, list(self._buckets[name].items()))
+                              for name in sorted(self._buckets))
 
     def restore(self, data: bytes) -> None:
-        self._buckets = _decode_buckets(data)
+        self._buckets = decode_backend(data)
 
 
-def _decode_buckets(data: bytes) -> dict[str, SortedDict]:
+def encode_backend(buckets: Iterable[tuple[str, Sequence[tuple[bytes, bytes]]]]) -> bytes:
+    """The `snapshot()` encoding of `(bucket, items)` pairs, given sorted by
+    bucket name, each bucket's items sorted by key (any backend's snapshot)."""
+    listed = list(buckets)
+    parts = [_HEADER.pack(_MAGIC, _FORMAT_VERSION), _LEN.pack(len(listed))]
+    for name, items in listed:
+        encoded = name.encode()
+        parts += [_LEN.pack(len(encoded)), encoded, _LEN.pack(len(items))]
+        for key, value in items:
+            parts += [_LEN.pack(len(key)), key, _LEN.pack(len(value)), value]
+    return b"".join(parts)
+
+
+def decode_backend(data: bytes) -> dict[str, SortedDict]:
+    """Decode a `snapshot()` encoding; CorruptSnapshot if it is malformed."""
     view = memoryview(data)
     try:
         magic, version = _HEADER.unpack_from(view, 0)
@@ -195,4 +203,5 @@ def _read_chunk(view: memoryview, offset: int) -> tuple[bytes, int]:
     return bytes(view[start:end]), end
 
 
-__all__ = ["BatchDelete", "BatchOp", "BatchPut", "MemoryBackend", "StorageBackend"]
+__all__ = ["BatchDelete", "BatchOp", "BatchPut", "MemoryBackend", "StorageBackend",
+           "decode_backend", "encode_backend"]

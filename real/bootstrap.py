@@ -31,6 +31,8 @@ from chainfire_core.state_machine import StateMachine
 from chainfire_core.types import Index, NodeId, Term
 from real.config import ServerConfig
 from real.durability import DurableStorage
+from real.recovery import recover_state_machine
+from real.storage.mvcc_backend import SqliteBackend
 
 
 def is_empty(storage: DurableStorage) -> bool:
@@ -75,19 +77,28 @@ def node_config(config: ServerConfig, node_id: NodeId | None = None) -> NodeConf
 
 def build_node(config: ServerConfig, storage: DurableStorage,
                state_machine: StateMachine | None = None,
-               rng: random.Random | None = None, codec: Codec | None = None) -> ChainfireNode:
+               rng: random.Random | None = None, codec: Codec | None = None, *,
+               backend: SqliteBackend | None = None) -> ChainfireNode:
     """Bootstrap (a new cluster, empty storage) and build this member's node
-    (`codec`: the node's entry codec, default NODE_CODEC)."""
+    (`codec`: the node's entry codec, default NODE_CODEC). With a durable
+    `backend` the state machine lives in it and starts from it when it can
+    (real/recovery.py); what the start wrote into it is committed."""
     if config.initial_cluster_state == "new":
         bootstrap(storage, initial_members(config))
     node_rng = rng if rng is not None else random.Random()  # election jitter only
-    if state_machine is None:
-        state_machine = StateMachine(StateMachineConfig(
-            auth_token_ttl_ms=config.auth_token_ttl * 1000))
+    sm_config = StateMachineConfig(auth_token_ttl_ms=config.auth_token_ttl * 1000)
+    if backend is not None:
+        assert state_machine is None, "a durable backend brings its own state machine"
+        state_machine, _ = recover_state_machine(storage, backend, sm_config)
+    elif state_machine is None:
+        state_machine = StateMachine(sm_config)
     # Password salts and token prefixes must be unguessable: the OS's entropy.
-    return ChainfireNode(node_config(config), storage, node_rng, state_machine=state_machine,
+    node = ChainfireNode(node_config(config), storage, node_rng, state_machine=state_machine,
                          codec=codec if codec is not None else NODE_CODEC,
                          entropy=secrets.token_bytes)
+    if backend is not None:
+        backend.commit()  # a snapshot restored into a rebuilt backend
+    return node
 
 
 __all__ = ["bootstrap", "bootstrap_snapshot", "build_node", "initial_members", "is_empty",

@@ -15,10 +15,10 @@ took too long"). The core's Raft does the transfer (catching the target up,
 then telling it to campaign at once); the runtime's `wait_until` re-checks
 the condition after every Ready.
 
-Defragment compacts the member's on-disk files (the storage's `defragment`,
-SQLite's VACUUM of the Raft log database); the MVCC state lives in memory and
-in snapshots, so there is nothing else to defragment. Like etcd, it blocks
-the member's writes while it runs (the driver waits for the storage).
+Defragment compacts the member's on-disk files (SQLite's VACUUM of the Raft
+log database `raft.db` and of the state machine's backend `state.db`). Like
+etcd, it blocks the member's writes while it runs (it runs on the event
+loop, between Readies).
 """
 
 from __future__ import annotations

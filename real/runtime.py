@@ -18,6 +18,9 @@ at a time, in the order of the Ready contract (as sim/host.py does):
 3. send the messages (`transport.send`, non-blocking);
 4. answer: resolve the futures of the client requests the Ready answers;
 5. `node.advance(ready)`: the node applies committed entries and moves on;
+   with a durable state machine backend (`backend`, real/recovery.py) the
+   runtime then commits what the Ready applied, in one transaction with
+   the applied index (no fsync: the log already holds those entries);
    then the watch hub (real/api/watch_hub.py) wakes its sessions.
 
 Group commit: while the driver awaits an fsync, the loop keeps taking
@@ -110,6 +113,12 @@ class RuntimeObserver(Protocol):
         ...
 
 
+class CommittedBackend(Protocol):
+    """A durable state machine backend (real/storage/mvcc_backend.py)."""
+
+    def commit(self) -> None: ...
+
+
 class Transport(Protocol):
     """Where the runtime sends peer messages (real.transport.PeerTransport)."""
 
@@ -161,9 +170,13 @@ class NodeRuntime:
 
     def __init__(self, node: ChainfireNode, storage: DurableStorage,
                  config: RuntimeConfig | None = None, *, cluster_id: int = 0,
-                 cluster_token: str | None = None) -> None:
+                 cluster_token: str | None = None,
+                 backend: CommittedBackend | None = None) -> None:
+        """`backend`: the state machine's durable backend, committed once per
+        Ready after the node applied it (None: it is in memory)."""
         self.node = node
         self.storage = storage
+        self.backend = backend
         self.config = config or RuntimeConfig(tick_ms=node.config.tick_ms)
         assert self.config.tick_ms == node.config.tick_ms, (
             "runtime and node disagree on tick_ms", self.config.tick_ms, node.config.tick_ms)
@@ -460,6 +473,8 @@ class NodeRuntime:
         if not self.config.answer_before_persist:
             self._answer(ready)
         self.node.advance(ready)
+        if self.backend is not None:
+            self.backend.commit()  # what advance applied, with its applied index
         if self._campaign_alone:
             self._campaign_again()
         self.watches.notify()

@@ -7,7 +7,8 @@ CHAINFIRE_* environment < flags); a bad setting prints the `ConfigError`
 (field and reason) and exits 2. `serve(config)` then, in order:
 
 1. opens the data directory (`DiskStorage.open`: recovery; a corrupt log
-   stops the member here with the storage's message, exit 1);
+   stops the member here with the storage's message, exit 1) and the state
+   machine's durable backend (`state.db`, real/recovery.py);
 2. bootstraps an empty storage for a new cluster and builds the
    `ChainfireNode` (real/bootstrap.py);
 3. starts the peer transport on the first listen-peer URL and points it at
@@ -57,9 +58,11 @@ from real.maintenance import NodeMaintenance
 from real.metrics import NodeMetrics
 from real.metrics_http import start_metrics_server
 from real.quota_cli import quota_main
+from real.recovery import open_backend
 from real.runtime import NodeRuntime, RuntimeConfig
 from real.snapshot_cli import snapshot_main
 from real.storage import DiskStorage, StorageError
+from real.storage.mvcc_backend import SqliteBackend
 from real.transport import PeerTransport
 
 logger = logging.getLogger("chainfire.server")
@@ -124,17 +127,24 @@ async def serve(config: ServerConfig, options: ServeOptions | None = None,
         logger.error("cannot open the data directory: %s", error)
         return EXIT_FAILED
     try:
-        return await _run(config, options, storage, stop)
+        backend = open_backend(config.data_dir)
+    except StorageError as error:
+        logger.error("cannot open the state machine's backend: %s", error)
+        storage.close()
+        return EXIT_FAILED
+    try:
+        return await _run(config, options, storage, backend, stop)
     finally:
+        backend.close()
         storage.close()
 
 
 async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage,
-               stop: asyncio.Event | None) -> int:
-    node = build_node(config, storage, codec=MemoCodec())
+               backend: SqliteBackend, stop: asyncio.Event | None) -> int:
+    node = build_node(config, storage, codec=MemoCodec(), backend=backend)
     runtime = NodeRuntime(node, storage, RuntimeConfig(tick_ms=config.tick_ms),
                           cluster_id=config.cluster_id,
-                          cluster_token=config.initial_cluster_token)
+                          cluster_token=config.initial_cluster_token, backend=backend)
     peer_tls = config.peer_tls()
     transport = PeerTransport(node.id, on_message=runtime.deliver,
                               on_unreachable=runtime.report_unreachable,
@@ -160,7 +170,7 @@ async def _run(config: ServerConfig, options: ServeOptions, storage: DiskStorage
     runtime.observer = metrics
     runtime.start(transport)
     try:
-        grpc_server = await _start_grpc(runtime, config, storage)
+        grpc_server = await _start_grpc(runtime, config, storage, backend)
     except ListenError as error:
         logger.error("%s", error)
         await runtime.stop(0)
@@ -255,16 +265,20 @@ def _peer_updater(config: ServerConfig, set_peers: Callable[[Mapping[NodeId, tup
 
 
 async def _start_grpc(runtime: NodeRuntime, config: ServerConfig,
-                      storage: DiskStorage) -> ApiServer:
+                      storage: DiskStorage, backend: SqliteBackend) -> ApiServer:
     addresses = [f"{url.host}:{url.port}" for url in config.listen_client_urls]
     client_tls = config.client_tls()
     credentials = client_tls.grpc_server_credentials() if client_tls.enabled else None
     tls = {f"{url.host}:{url.port}": credentials for url in config.listen_client_urls
            if url.tls and credentials is not None}
-    maintenance = NodeMaintenance(runtime.node, runtime.wait_until,
-                                  defragment=storage.defragment)
+    def defragment() -> None:  # on the loop, between Readies: no backend transaction open
+        storage.defragment()
+        backend.defragment()
+
+    maintenance = NodeMaintenance(runtime.node, runtime.wait_until, defragment=defragment)
     return await start_server(runtime, addresses, configure=_add_health,
-                              db_size_bytes=lambda: db_size_bytes(storage.path),
+                              db_size_bytes=lambda: (db_size_bytes(storage.path)
+                                                     + db_size_bytes(backend.path)),
                               maintenance=maintenance, forward=ForwardConfig.for_timing(
                                   heartbeat_interval_ms=config.heartbeat_interval_ms,
                                   election_timeout_ms=config.election_timeout_ms),
