@@ -529,10 +529,18 @@ def test_etcdctl_member_update(chainfire: Target, etcd: Target | None) -> None:
 
 
 def test_etcdctl_member_list_client_urls(chainfire: Target) -> None:
-    done = etcdctl(chainfire.all, "member", "list")
-    assert done.returncode == 0, done.stderr
-    urls = sorted(row[4] for row in member_fields(done.stdout))
-    assert urls == sorted(f"http://{endpoint}" for endpoint in chainfire.endpoints)
+    # Members publish their client URLs through the log once they serve, so
+    # right after start-up a publish may still be on its way: wait for it.
+    expected = sorted(f"http://{endpoint}" for endpoint in chainfire.endpoints)
+    deadline = time.monotonic() + COMMAND_TIMEOUT_S
+    while True:
+        done = etcdctl(chainfire.all, "member", "list")
+        assert done.returncode == 0, done.stderr
+        urls = sorted(row[4] for row in member_fields(done.stdout))
+        if urls == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert urls == expected
 
 
 def test_etcdctl_endpoint_status_and_health(chainfire: Target, etcd: Target | None) -> None:
