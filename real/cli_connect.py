@@ -18,7 +18,9 @@ from pathlib import Path
 
 import grpc
 
+from real.client.tls import ClientTLS
 from real.etcdpb import rpc_pb2, rpc_pb2_grpc
+from real.tls import TLSConfigError
 
 
 class ConnectError(Exception):
@@ -46,21 +48,14 @@ class Connection:
         self.channel.close()
 
 
-def _read(path: Path | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise ConnectError(f"cannot read {path}: {error.strerror}") from None
-
-
 def connect(args: argparse.Namespace) -> Connection:
     """A channel to `args.endpoint`, authenticated when `--user` is given."""
     if args.cacert is not None or args.cert is not None:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=_read(args.cacert), private_key=_read(args.key),
-            certificate_chain=_read(args.cert))
+        tls = ClientTLS(ca_file=args.cacert, cert_file=args.cert, key_file=args.key)
+        try:
+            credentials = tls.credentials()
+        except TLSConfigError as error:
+            raise ConnectError(str(error)) from None
         channel = grpc.secure_channel(args.endpoint, credentials)
     else:
         channel = grpc.insecure_channel(args.endpoint)
