@@ -51,6 +51,7 @@ from chainfire_core.types import NodeId
 from real.api.forward import ForwardConfig
 from real.api.server import ApiServer, ListenError, start_server
 from real.bootstrap import build_node
+from real.client.tls import ClientTLS
 from real.codec_memo import MemoCodec
 from real.config import ConfigError, ServerConfig, load_config, parse_url
 from real.gossip_cluster import ClusterGossip, GossipListener
@@ -282,8 +283,18 @@ async def _start_grpc(runtime: NodeRuntime, config: ServerConfig,
                               maintenance=maintenance, forward=ForwardConfig.for_timing(
                                   heartbeat_interval_ms=config.heartbeat_interval_ms,
                                   election_timeout_ms=config.election_timeout_ms),
-                              tls=tls, forward_credentials=client_tls.grpc_channel_credentials()
-                              if client_tls.enabled else None)
+                              tls=tls, forward_credentials=_forward_credentials(config))
+
+
+def _forward_credentials(config: ServerConfig) -> grpc.ChannelCredentials | None:
+    """What a follower dials a leader's https client URL with (forwarded lease
+    calls): the trusted CA for the leader's certificate, and this member's
+    own certificate for leaders that require client certificates; so one CA
+    should sign both (one CA per cluster does)."""
+    if not config.client_tls().enabled:
+        return None
+    return ClientTLS(ca_file=config.trusted_ca_file, cert_file=config.cert_file,
+                     key_file=config.key_file).credentials()
 
 
 def advertised_client_urls(config: ServerConfig, ports: Sequence[int]) -> tuple[str, ...]:

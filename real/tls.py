@@ -146,19 +146,4 @@ class TLSFiles:
                                            require_client_auth=self.client_cert_auth)
 
 
-    def grpc_channel_credentials(self) -> grpc.ChannelCredentials:
-        """What a member dials another member's https client URL with (a
-        follower forwarding lease calls to the leader): the trusted CA to
-        check the leader's certificate (the system's roots without one), and
-        the member's own certificate for leaders that require client
-        certificates. So the CA that signs client certificates must also
-        sign the members' server certificates (one CA per cluster does)."""
-        assert self.cert_file is not None and self.key_file is not None
-        ca = (self._read("trusted-ca-file", self.trusted_ca_file)
-              if self.trusted_ca_file is not None else None)
-        return grpc.ssl_channel_credentials(
-            root_certificates=ca, private_key=self._read("key-file", self.key_file),
-            certificate_chain=self._read("cert-file", self.cert_file))
-
-
 __all__ = ["TLSConfigError", "TLSFiles"]
