@@ -63,7 +63,8 @@ def cluster_argvs(base: Path, names: list[str], *extra: str
     return argvs, [f"127.0.0.1:{port}" for port in ports[:n]]
 
 
-def start(base: Path, argvs: list[list[str]], endpoints: list[str]) -> Cluster:
+def spawn(base: Path, argvs: list[list[str]], endpoints: list[str]) -> Cluster:
+    """Start the processes (logs in base/serveN.log); do not wait for them."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     procs = []
     for number, argv in enumerate(argvs):
@@ -71,7 +72,12 @@ def start(base: Path, argvs: list[list[str]], endpoints: list[str]) -> Cluster:
             procs.append(subprocess.Popen([sys.executable, "-m", "real.server", "serve", *argv],
                                           cwd=ROOT, env=env, stdout=log,
                                           stderr=subprocess.STDOUT))
-    cluster = Cluster(procs, endpoints, argvs)
+    return Cluster(procs, endpoints, argvs)
+
+
+def start(base: Path, argvs: list[list[str]], endpoints: list[str]) -> Cluster:
+    """`spawn`, then wait until the members agree on a leader (plain-text clients)."""
+    cluster = spawn(base, argvs, endpoints)
     cluster.leader()
     return cluster
 

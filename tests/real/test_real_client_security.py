@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,8 +19,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from real_cluster_harness import Cluster, cluster_argvs, stop
-from test_real_runtime_server import ROOT, STARTUP_TIMEOUT_S
+from real_cluster_harness import Cluster, cluster_argvs, spawn, stop
+from test_real_runtime_server import STARTUP_TIMEOUT_S
 from tls_certs import Authority, Pair, authority
 
 from chainfire_core.alarms import AlarmType
@@ -104,17 +101,6 @@ def leader_endpoint(client: Client, endpoints: tuple[str, ...]) -> str:
                 return endpoint
         return None
     return eventually(probe, "leader endpoint")
-
-
-def spawn(base: Path, argvs: list[list[str]], endpoints: list[str]) -> Cluster:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = []
-    for number, argv in enumerate(argvs):
-        with (base / f"serve{number}.log").open("ab") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "real.server", "serve", *argv],
-                                          cwd=ROOT, env=env, stdout=log,
-                                          stderr=subprocess.STDOUT))
-    return Cluster(procs, endpoints, argvs)
 
 
 @pytest.fixture(scope="module")
